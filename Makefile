@@ -1,0 +1,28 @@
+# Two entry points: `make demo` (the main job) and `make test` (what CI runs).
+# Each creates .venv on first use; nothing but python3 (>= 3.10) is needed.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+export MUJOCO_GL ?= egl
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+.PHONY: install demo test test-expensive lint
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/rltransfer demo --out results/demo
+
+test: $(VENV)/.installed
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -m "not expensive" -q
+	$(VENV)/bin/ruff check rltransfer tests benchmarks experiments
+
+test-expensive: $(VENV)/.installed
+	OMP_NUM_THREADS=1 $(PY) -m pytest -m expensive -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check rltransfer tests benchmarks experiments
