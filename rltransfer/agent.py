@@ -1,0 +1,426 @@
+"""Build, pretrain, transfer, save and import PPO/SAC agents.
+
+The public verbs:
+
+- :func:`build_agent`: an SB3 model for an env from its preset, with an explicit seed.
+- :func:`pretrain`: train a source agent, evaluate it, write a checkpoint.
+- :func:`transfer`: a target agent initialized from a source checkpoint by a method,
+  ready to ``learn``.
+- :func:`save_agent` / :func:`load_agent`: checkpoints of SB3 models (weights in
+  safetensors, normalization statistics as tensors, a JSON card).
+- :func:`import_sb3`: a stable-baselines3 ``.zip`` (an RL Zoo agent, say) as a checkpoint,
+  reading only its weights with ``weights_only=True``.
+
+Example:
+    >>> import rltransfer as rlt
+    >>> src = rlt.pretrain("CartPole-v1", algo="ppo", steps=256, seed=0,
+    ...                    out=tmp / "src", progress_bar=False)           # doctest: +SKIP
+    >>> model = rlt.transfer(src, "CartPole-v1", method="finetune", seed=1)  # doctest: +SKIP
+    >>> model.learn(256)                                                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import platform
+import time
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+
+from rltransfer import envs as rl_envs
+from rltransfer.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+    space_to_json,
+)
+from rltransfer.methods import TransferLog, get_method
+from rltransfer.presets import NormalizeSpec, Preset, check_algo, resolve_preset
+from rltransfer.training import EvalCurveCallback, evaluate
+
+log = logging.getLogger("rltransfer")
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
+EVAL_SEED_OFFSET = 1_000_003
+
+
+@dataclass
+class AgentInfo:
+    """What rltransfer knows about a model it built (kept as ``model.rltransfer``)."""
+
+    env: str
+    knobs: dict[str, Any]
+    pixels: dict[str, Any] | None
+    algo: str
+    preset: Preset
+    seed: int
+    normalize: dict[str, Any] | None = None
+    transfer: dict[str, Any] | None = None
+    source: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def env_description(self) -> dict[str, Any]:
+        return rl_envs.describe(self.env, self.knobs, **_pix(self.pixels))
+
+
+def versions() -> dict[str, str]:
+    """Versions of rltransfer and the libraries that shape its results."""
+    import gymnasium
+    import stable_baselines3
+
+    from rltransfer import __version__
+
+    return {"rltransfer": __version__, "stable_baselines3": stable_baselines3.__version__,
+            "torch": torch.__version__, "gymnasium": gymnasium.__version__,
+            "numpy": np.__version__, "python": platform.python_version()}
+
+
+# --------------------------------------------------------------------------- building
+
+
+def make_env(env: str, knobs: Mapping[str, Any] | None = None, *, n_envs: int = 1,
+             seed: int = 0, pixels: Mapping[str, Any] | None = None,
+             normalize: NormalizeSpec | Mapping[str, Any] | None = None, gamma: float = 0.99,
+             training: bool = True) -> VecEnv:
+    """A seeded VecEnv of ``n_envs`` copies of an env member, normalized when asked."""
+    factory = rl_envs.env_fn(env, dict(knobs or {}), **_pix(pixels))
+    venv = make_vec_env(factory, n_envs=n_envs, seed=seed, vec_env_cls=DummyVecEnv)
+    if normalize:
+        spec = normalize if isinstance(normalize, NormalizeSpec) else NormalizeSpec(
+            **{k: v for k, v in dict(normalize).items() if k in NormalizeSpec.model_fields})
+        venv = VecNormalize(venv, training=training, norm_obs=spec.norm_obs,
+                            norm_reward=spec.norm_reward and training, clip_obs=spec.clip_obs,
+                            clip_reward=spec.clip_reward, gamma=gamma)
+    return venv
+
+
+def build_agent(env: str, *, algo: str = "ppo", seed: int, knobs: Mapping[str, Any] | None = None,
+                pixels: Mapping[str, Any] | None = None,
+                preset: str | os.PathLike | Mapping[str, Any] | Preset | None = None,
+                overrides: Mapping[str, Any] | None = None,
+                normalize: NormalizeSpec | Mapping[str, Any] | None | bool = True,
+                tensorboard_log: str | os.PathLike | None = None, device: str = "cpu",
+                verbose: int = 0) -> BaseAlgorithm:
+    """A freshly initialized SB3 model for ``env`` from its preset, seeded with ``seed``.
+
+    ``normalize``: ``True`` follows the preset; ``None``/``False`` disables normalization;
+    a spec overrides the preset's.
+    """
+    algo = check_algo(algo)
+    knobs = dict(knobs or {})
+    desc = rl_envs.describe(env, knobs, **_pix(pixels))
+    if isinstance(preset, Preset.__args__):  # type: ignore[attr-defined]
+        p = preset if not overrides else resolve_preset(
+            env, algo, preset.model_dump(exclude_unset=True), overrides=overrides)
+    else:
+        p = resolve_preset(env, algo, preset, family=desc.get("family"),
+                           gym_id=desc.get("gym_id"), overrides=overrides)
+    norm = p.normalize_spec() if normalize is True else (normalize or None)
+    venv = make_env(env, knobs, n_envs=p.n_envs, seed=seed, pixels=pixels, normalize=norm,
+                    gamma=p.gamma)
+    if algo == "sac" and not isinstance(venv.action_space, spaces.Box):
+        raise ValueError(f"algo='sac' needs a continuous (Box) action space; env {env!r} has "
+                         f"{venv.action_space}. Use algo='ppo' for this env.")
+    model = ALGORITHMS[algo](
+        p.policy, venv, seed=seed, device=device, verbose=verbose,
+        tensorboard_log=str(tensorboard_log) if tensorboard_log else None,
+        policy_kwargs=p.policy_kwargs.to_kwargs(), **p.hyperparams(),
+    )
+    norm_card = None
+    if isinstance(venv, VecNormalize):
+        spec = norm if isinstance(norm, NormalizeSpec) else NormalizeSpec(**dict(norm))
+        norm_card = {**spec.model_dump(), "gamma": p.gamma, "epsilon": venv.epsilon,
+                     "update": True}
+    model.rltransfer = AgentInfo(env=env, knobs=knobs, pixels=dict(pixels) if pixels else None,
+                                 algo=algo, preset=p, seed=seed, normalize=norm_card)
+    return model
+
+
+def make_eval_env(model: BaseAlgorithm) -> VecEnv:
+    """An evaluation VecEnv built like the model's training env (normalization frozen)."""
+    info = _info(model)
+    return make_env(info.env, info.knobs, n_envs=1, seed=info.seed + EVAL_SEED_OFFSET,
+                    pixels=info.pixels, normalize=info.normalize, gamma=info.preset.gamma,
+                    training=False)
+
+
+# --------------------------------------------------------------------------- verbs
+
+
+def pretrain(env: str, *, algo: str = "ppo", steps: int, seed: int,
+             knobs: Mapping[str, Any] | None = None, pixels: Mapping[str, Any] | None = None,
+             preset: str | os.PathLike | Mapping[str, Any] | None = None,
+             overrides: Mapping[str, Any] | None = None, out: str | os.PathLike,
+             eval_episodes: int = 10, progress_bar: bool = True,
+             tensorboard_log: str | os.PathLike | None = None, overwrite: bool = False,
+             device: str = "cpu") -> Path:
+    """Train a source agent on ``env`` for ``steps`` steps, evaluate it, write a checkpoint.
+
+    Returns the checkpoint folder ``out``.
+    """
+    _check_steps(steps)
+    model = build_agent(env, algo=algo, seed=seed, knobs=knobs, pixels=pixels, preset=preset,
+                        overrides=overrides, tensorboard_log=tensorboard_log, device=device)
+    t0 = time.perf_counter()
+    if steps:
+        model.learn(steps, progress_bar=progress_bar, tb_log_name="pretrain")
+    wall = time.perf_counter() - t0
+    stats = evaluate(model, make_eval_env(model), episodes=eval_episodes,
+                     seed=seed + EVAL_SEED_OFFSET)
+    return save_agent(model, out, evaluation=stats, overwrite=overwrite,
+                      extra={"train_wall_time": round(wall, 3)})
+
+
+def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
+             method: str | Mapping[str, Any] | Any = "finetune", seed: int,
+             algo: str | None = None, knobs: Mapping[str, Any] | None = None,
+             pixels: Mapping[str, Any] | None = None,
+             preset: str | os.PathLike | Mapping[str, Any] | None = None,
+             overrides: Mapping[str, Any] | None = None, on_mismatch: str = "error",
+             normalize_update: bool = True, tensorboard_log: str | os.PathLike | None = None,
+             device: str = "cpu", **method_options: Any) -> BaseAlgorithm:
+    """A target agent for ``env`` initialized from ``source`` by ``method``, ready to learn.
+
+    ``method`` is a name (``scratch``, ``finetune``, ``partial``, ``frozen``), a mapping
+    ``{name: {options}}``, or a method object; ``method_options`` are merged into it (for
+    example ``roles=["actor"]``). ``algo`` defaults to the source's. Normalization
+    statistics of the source travel with the weights; ``normalize_update`` says whether the
+    target keeps updating them (``True``) or holds them fixed.
+    """
+    m = get_method(method, **method_options)
+    ckpt = None
+    if source is not None:
+        ckpt = source if isinstance(source, Checkpoint) else load_checkpoint(source)
+    elif m.moves_weights:
+        raise ValueError(f"method {m.label!r} needs a source checkpoint; source=None")
+    if algo is None:
+        if ckpt is None or not ckpt.card.get("algo"):
+            raise ValueError("algo is required when the source does not name one "
+                             "(scratch without source, or an encoder checkpoint)")
+        algo = ckpt.card["algo"]
+    src_norm = (ckpt.card.get("normalize") if ckpt is not None and m.moves_weights else None)
+    model = build_agent(env, algo=algo, seed=seed, knobs=knobs, pixels=pixels, preset=preset,
+                        overrides=overrides, normalize=src_norm if src_norm else True,
+                        tensorboard_log=tensorboard_log, device=device)
+    tlog: TransferLog = m.apply(model, ckpt, on_mismatch)
+    info = _info(model)
+    if src_norm:
+        _load_normalization(model, ckpt, normalize_update)
+        info.normalize = {**info.normalize, "update": bool(normalize_update),
+                          "from_source": True}
+    info.transfer = {**tlog.summary(), "label": m.label}
+    if ckpt is not None:
+        info.source = {"sha256": ckpt.card.get("sha256"), "env": ckpt.card.get("env"),
+                       "algo": ckpt.card.get("algo"), "kind": ckpt.card.get("kind", "agent"),
+                       "path": str(ckpt.path) if ckpt.path else None}
+    for note in tlog.notes:
+        log.info("%s: %s", m.label, note)
+    model.rltransfer_log = tlog
+    return model
+
+
+def learn_with_eval(model: BaseAlgorithm, steps: int, *, eval_every: int, eval_episodes: int,
+                    curve_csv: str | os.PathLike | None = None, progress_bar: bool = False,
+                    tb_log_name: str = "run", on_eval=None) -> list[dict[str, float]]:
+    """Train ``model`` for ``steps`` steps, evaluating at step 0 and every ``eval_every``.
+
+    Returns the curve rows (also written to ``curve_csv``). ``steps=0`` evaluates the
+    initialized agent once and trains nothing.
+    """
+    _check_steps(steps)
+    info = _info(model)
+    cb = EvalCurveCallback(make_eval_env(model), every=eval_every, episodes=eval_episodes,
+                           seed=info.seed + EVAL_SEED_OFFSET, csv_path=curve_csv,
+                           on_eval=on_eval)
+    if steps == 0:
+        cb.init_callback(model)
+        cb.on_training_start(locals(), globals())
+        return cb.rows
+    model.learn(steps, callback=cb, progress_bar=progress_bar, tb_log_name=tb_log_name)
+    return cb.rows
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_agent(model: BaseAlgorithm, out: str | os.PathLike, *,
+               evaluation: Mapping[str, Any] | None = None, overwrite: bool = False,
+               extra: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model`` as a checkpoint folder (atomic); returns the folder."""
+    info = _info(model)
+    extras: dict[str, torch.Tensor] = {}
+    venv = model.get_env()
+    if isinstance(venv, VecNormalize):
+        extras.update(_normalization_tensors(venv))
+    if getattr(model, "log_ent_coef", None) is not None:
+        extras["log_ent_coef"] = model.log_ent_coef.detach().clone()
+    card = {
+        "kind": "agent",
+        "algo": info.algo,
+        "policy": info.preset.policy,
+        "policy_kwargs": info.preset.policy_kwargs.model_dump(exclude_none=True),
+        "preset": info.preset.model_dump(mode="json"),
+        "observation_space": space_to_json(model.observation_space),
+        "action_space": space_to_json(model.action_space),
+        "env": info.env_description(),
+        "seed": info.seed,
+        "steps": int(model.num_timesteps),
+        "evaluation": dict(evaluation) if evaluation else None,
+        "normalize": info.normalize,
+        "transfer": info.transfer,
+        "source": info.source,
+        "versions": versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **dict(extra or {}),
+    }
+    return save_checkpoint(out, model.policy.state_dict(), card, extras=extras,
+                           overwrite=overwrite)
+
+
+def load_agent(path: str | os.PathLike | Checkpoint, *, env: str | None = None,
+               knobs: Mapping[str, Any] | None = None, seed: int | None = None,
+               device: str = "cpu") -> BaseAlgorithm:
+    """Rebuild an SB3 model from an agent checkpoint (weights, normalization, preset).
+
+    ``env``/``knobs`` default to the ones on the card.
+    """
+    ckpt = path if isinstance(path, Checkpoint) else load_checkpoint(path)
+    card = ckpt.card
+    if card.get("kind", "agent") != "agent":
+        raise CheckpointError(f"{ckpt.path}: kind={card.get('kind')!r} is not an agent checkpoint")
+    env_desc = card.get("env") or {}
+    env = env or env_desc.get("name")
+    knobs = env_desc.get("knobs", {}) if knobs is None else knobs
+    preset = {k: v for k, v in card["preset"].items() if k != "algo"}
+    model = build_agent(env, algo=card["algo"], seed=card.get("seed", 0) if seed is None else seed,
+                        knobs=knobs, pixels=env_desc.get("pixels"), preset=preset,
+                        normalize=card.get("normalize") or None, device=device)
+    model.policy.load_state_dict(ckpt.tensors, strict=True)
+    if card.get("normalize"):
+        _load_normalization(model, ckpt, update=bool(card["normalize"].get("update", True)))
+    if "log_ent_coef" in ckpt.extras and getattr(model, "log_ent_coef", None) is not None:
+        with torch.no_grad():
+            model.log_ent_coef.copy_(ckpt.extras["log_ent_coef"])
+    return model
+
+
+def import_sb3(zip_path: str | os.PathLike, env: str, *, out: str | os.PathLike,
+               knobs: Mapping[str, Any] | None = None, algo: str | None = None,
+               activation_fn: str | None = None, seed: int = 0,
+               overwrite: bool = False) -> Path:
+    """Turn a stable-baselines3 ``.zip`` into a checkpoint, reading only its weights.
+
+    ``policy.pth`` is read with ``torch.load(weights_only=True)``; the zip's ``data`` (a
+    cloudpickle payload) is never read. The spaces come from ``env``; the network shape is
+    inferred from the weights; the activation defaults to the env's preset (``relu`` for
+    RL Zoo's MuJoCo PPO agents, SB3's default otherwise). Normalization statistics saved
+    by RL Zoo as ``vecnormalize.pkl`` are a pickle and are not imported.
+    """
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            if "policy.pth" not in zf.namelist():
+                raise CheckpointError(f"{zip_path}: no policy.pth inside; not an SB3 model zip")
+            raw = zf.read("policy.pth")
+    except zipfile.BadZipFile:
+        raise CheckpointError(f"{zip_path}: not a zip file") from None
+    try:
+        state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError and friends
+        raise CheckpointError(f"{zip_path}: policy.pth refused by torch.load(weights_only=True) "
+                              f"({type(exc).__name__}); it holds more than weights") from None
+    algo = check_algo(algo) if algo else ("sac" if any(k.startswith("actor.") for k in state)
+                                          else "ppo")
+    spec: dict[str, Any] = {"net_arch": _infer_net_arch(algo, state)}
+    if activation_fn:
+        spec["activation_fn"] = activation_fn
+    if algo == "ppo" and "log_std" in state and state["log_std"].dim() == 2:
+        overrides: dict[str, Any] = {"use_sde": True}
+    else:
+        overrides = {}
+    overrides["policy_kwargs"] = spec
+    model = build_agent(env, algo=algo, seed=seed, knobs=knobs, overrides=overrides,
+                        normalize=None)
+    try:
+        model.policy.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{zip_path}: weights do not fit a {algo} policy for env {env!r} "
+                              f"with net_arch {spec['net_arch']}: {exc}") from None
+    _info(model).extra["imported_from"] = os.path.basename(str(zip_path))
+    return save_agent(model, out, overwrite=overwrite,
+                      extra={"imported_from": os.path.basename(str(zip_path)), "steps": None})
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _infer_net_arch(algo: str, state: Mapping[str, torch.Tensor]) -> Any:
+    def sizes(prefix: str, drop_last: bool = False) -> list[int]:
+        idx = sorted({int(k[len(prefix):].split(".")[0]) for k in state
+                      if k.startswith(prefix) and k.endswith(".weight")})
+        out = [int(state[f"{prefix}{i}.weight"].shape[0]) for i in idx]
+        return out[:-1] if drop_last else out
+
+    if algo == "ppo":
+        return {"pi": sizes("mlp_extractor.policy_net."), "vf": sizes("mlp_extractor.value_net.")}
+    return {"pi": sizes("actor.latent_pi."), "qf": sizes("critic.qf0.", drop_last=True)}
+
+
+def _normalization_tensors(venv: VecNormalize) -> dict[str, torch.Tensor]:
+    out = {}
+    for name in ("obs_rms", "ret_rms"):
+        rms = getattr(venv, name, None)
+        if rms is None or isinstance(rms, dict):
+            continue
+        out[f"vecnormalize.{name}.mean"] = torch.as_tensor(np.asarray(rms.mean, np.float64))
+        out[f"vecnormalize.{name}.var"] = torch.as_tensor(np.asarray(rms.var, np.float64))
+        out[f"vecnormalize.{name}.count"] = torch.tensor([float(rms.count)], dtype=torch.float64)
+    return out
+
+
+def _load_normalization(model: BaseAlgorithm, ckpt: Checkpoint, update: bool) -> None:
+    venv = model.get_env()
+    if not isinstance(venv, VecNormalize):
+        return
+    for name in ("obs_rms", "ret_rms"):
+        key = f"vecnormalize.{name}.mean"
+        if key not in ckpt.extras:
+            continue
+        rms = getattr(venv, name)
+        mean = ckpt.extras[key].numpy()
+        if np.shape(rms.mean) != mean.shape:
+            raise ValueError(f"normalization statistics {name} have shape {mean.shape} in the "
+                             f"source but {np.shape(rms.mean)} in the target; spaces differ")
+        rms.mean = mean.copy()
+        rms.var = ckpt.extras[f"vecnormalize.{name}.var"].numpy().copy()
+        rms.count = float(ckpt.extras[f"vecnormalize.{name}.count"].item())
+    venv.training = bool(update)
+
+
+def _info(model: BaseAlgorithm) -> AgentInfo:
+    info = getattr(model, "rltransfer", None)
+    if info is None:
+        raise ValueError("this model was not built by rltransfer (build_agent/transfer); "
+                         "its env and preset are unknown")
+    return info
+
+
+def _pix(pixels: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {"pixels": dict(pixels)} if pixels else {}
+
+
+def _check_steps(steps: int) -> None:
+    if not isinstance(steps, int | np.integer) or steps < 0:
+        raise ValueError(f"steps={steps!r}: must be a whole number >= 0")

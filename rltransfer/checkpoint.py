@@ -1,0 +1,305 @@
+"""Source checkpoints that are safe to share: safetensors weights plus a JSON card.
+
+A checkpoint is a folder::
+
+    model.safetensors    the SB3 policy's ``state_dict`` under SB3's own parameter names
+    extras.safetensors   optional: everything else that is a tensor (normalization
+                         statistics, SAC's entropy coefficient), under documented names
+    card.json            what the weights are: algorithm, network, spaces, env, seed,
+                         training steps, evaluation return, versions, sha256 of each file
+
+Loading verifies every file's sha256 against the card and parses the weights with
+``safetensors``, which never unpickles: a pickle disguised as ``model.safetensors`` is
+refused and its payload never runs. Saving is atomic: files go to a temporary folder that
+is renamed into place only once complete, so a crash never leaves a checkpoint that loads.
+
+This module knows safetensors, torch and JSON only.
+
+Example:
+    >>> import torch, tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "ckpt"
+    >>> _ = save_checkpoint(d, {"w": torch.zeros(2)}, {"algo": "ppo"})
+    >>> load_checkpoint(d).tensors["w"].tolist()
+    [0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+MODEL_FILE = "model.safetensors"
+EXTRAS_FILE = "extras.safetensors"
+CARD_FILE = "card.json"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, tampered with, or not in rltransfer's format."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: weights, extra tensors and the card that describes them."""
+
+    path: Path | None
+    tensors: dict[str, torch.Tensor]
+    card: dict[str, Any]
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def algo(self) -> str:
+        """The algorithm that produced the weights (``"ppo"``, ``"sac"``, ...)."""
+        return str(self.card.get("algo", ""))
+
+    def observation_space(self) -> spaces.Space:
+        """The observation space the weights were trained on, rebuilt from the card."""
+        return space_from_json(self.card["observation_space"])
+
+    def action_space(self) -> spaces.Space:
+        """The action space the weights were trained on, rebuilt from the card."""
+        return space_from_json(self.card["action_space"])
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_checkpoint(
+    out: str | os.PathLike,
+    tensors: Mapping[str, torch.Tensor],
+    card: Mapping[str, Any],
+    *,
+    extras: Mapping[str, torch.Tensor] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a checkpoint folder atomically and return its path.
+
+    ``card`` is completed with the format version and the sha256 of every file. An existing
+    folder at ``out`` is an error unless ``overwrite`` is true; then it is replaced only
+    after the new checkpoint is complete.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise CheckpointError(f"checkpoint folder {str(out)!r} already exists; pass overwrite=True")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        files = {MODEL_FILE: _contiguous(tensors)}
+        if extras:
+            files[EXTRAS_FILE] = _contiguous(extras)
+        hashes = {}
+        for name, data in files.items():
+            save_file(data, str(tmp / name))
+            hashes[name] = sha256_file(tmp / name)
+        full_card = {**dict(card), "format_version": FORMAT_VERSION}
+        full_card["files"] = hashes
+        full_card["sha256"] = hashes[MODEL_FILE]
+        _write_json(tmp / CARD_FILE, full_card)
+        _fsync_dir(tmp)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+        _fsync_dir(out.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Load and verify a checkpoint folder; never unpickles anything.
+
+    Raises :class:`CheckpointError` when the folder or card is missing, a file's sha256
+    differs from the card, or a weights file is not valid safetensors.
+    """
+    path = Path(path)
+    if isinstance(path, Path) and path.name == MODEL_FILE:
+        path = path.parent
+    card_path = path / CARD_FILE
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a folder (expected {CARD_FILE} "
+                              f"and {MODEL_FILE} inside)")
+    if not card_path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} has no {CARD_FILE}; an incomplete or "
+                              "foreign folder is never loaded")
+    try:
+        card = json.loads(card_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{card_path}: not valid JSON ({exc})") from None
+    hashes = card.get("files") or {MODEL_FILE: card.get("sha256")}
+    if MODEL_FILE not in hashes or not hashes[MODEL_FILE]:
+        raise CheckpointError(f"{card_path}: card lists no sha256 for {MODEL_FILE}")
+    loaded: dict[str, dict[str, torch.Tensor]] = {}
+    for name, expected in hashes.items():
+        file = path / name
+        if not file.is_file():
+            raise CheckpointError(f"checkpoint {str(path)!r}: {name} is missing")
+        actual = sha256_file(file)
+        if actual != expected:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r}: sha256 of {name} is {actual}, the card says "
+                f"{expected}; the file was modified or corrupted, refusing to load it"
+            )
+        try:
+            loaded[name] = load_file(str(file), device="cpu")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r}: {name} is not a valid safetensors file ({exc}); "
+                "rltransfer never unpickles weights, so pickled files are refused"
+            ) from None
+    return Checkpoint(
+        path=path, tensors=loaded[MODEL_FILE], card=card, extras=loaded.get(EXTRAS_FILE, {})
+    )
+
+
+# --------------------------------------------------------------------------- spaces as JSON
+
+
+def space_to_json(space: spaces.Space) -> dict[str, Any]:
+    """Describe a Gymnasium space in JSON, precisely enough to rebuild and compare it."""
+    if isinstance(space, spaces.Box):
+        return {
+            "type": "Box",
+            "shape": list(space.shape),
+            "dtype": str(space.dtype),
+            "low": _compact(space.low),
+            "high": _compact(space.high),
+        }
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.MultiDiscrete):
+        return {"type": "MultiDiscrete", "nvec": space.nvec.tolist()}
+    if isinstance(space, spaces.MultiBinary):
+        return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
+    if isinstance(space, spaces.Dict):
+        return {"type": "Dict", "spaces": {k: space_to_json(v) for k, v in space.spaces.items()}}
+    if isinstance(space, spaces.Tuple):
+        return {"type": "Tuple", "spaces": [space_to_json(s) for s in space.spaces]}
+    raise CheckpointError(f"space {space!r} of type {type(space).__name__} cannot be stored; "
+                          "supported: Box, Discrete, MultiDiscrete, MultiBinary, Dict, Tuple")
+
+
+def space_from_json(data: Mapping[str, Any]) -> spaces.Space:
+    """Rebuild a space written by :func:`space_to_json`."""
+    kind = data.get("type")
+    if kind == "Box":
+        shape = tuple(data["shape"])
+        dtype = np.dtype(data["dtype"])
+        return spaces.Box(_expand(data["low"], shape, dtype), _expand(data["high"], shape, dtype),
+                          shape=shape, dtype=dtype)
+    if kind == "Discrete":
+        return spaces.Discrete(data["n"], start=data.get("start", 0))
+    if kind == "MultiDiscrete":
+        return spaces.MultiDiscrete(data["nvec"])
+    if kind == "MultiBinary":
+        return spaces.MultiBinary(data["n"])
+    if kind == "Dict":
+        return spaces.Dict({k: space_from_json(v) for k, v in data["spaces"].items()})
+    if kind == "Tuple":
+        return spaces.Tuple([space_from_json(v) for v in data["spaces"]])
+    raise CheckpointError(f"unknown space type {kind!r} in card")
+
+
+def spaces_equal(a: spaces.Space, b: spaces.Space) -> bool:
+    """True when two spaces have the same JSON description (type, shape, dtype, bounds)."""
+    return space_to_json(a) == space_to_json(b)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _compact(arr: np.ndarray) -> Any:
+    """A Box bound as one number when uniform (image spaces), else a nested list."""
+    flat = np.asarray(arr).ravel()
+    if flat.size and np.all(flat == flat[0]):
+        return _json_number(flat[0])
+    return [_json_number(x) for x in flat.tolist()] if arr.ndim == 1 else np.asarray(arr).tolist()
+
+
+def _json_number(x: Any) -> Any:
+    x = float(x) if isinstance(x, np.floating | float) else int(x)
+    if isinstance(x, float) and not np.isfinite(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+def _expand(value: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    def conv(v: Any) -> Any:
+        if isinstance(v, list):
+            return [conv(u) for u in v]
+        return float(v) if isinstance(v, str) else v
+
+    arr = np.asarray(conv(value), dtype=np.float64)
+    return np.broadcast_to(arr, shape).astype(dtype)
+
+
+def _contiguous(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    with open(path, "w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True, default=_json_default)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: str | os.PathLike, data: Mapping[str, Any]) -> None:
+    """Write JSON to ``path`` via a temporary file and rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        _write_json(Path(tmp), data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
