@@ -6,7 +6,8 @@ confidence intervals over seeds how much sooner they learn than agents started f
 
 Example:
     >>> import rltransfer as rlt
-    >>> src = rlt.pretrain("cartpole", algo="ppo", steps=20_000, seed=0, out="src")  # doctest: +SKIP
+    >>> src = rlt.pretrain("cartpole", algo="ppo", steps=20_000, seed=0,
+    ...                    out="src")                                        # doctest: +SKIP
     >>> model = rlt.transfer(src, "cartpole", knobs={"length": 1.0}, method="finetune",
     ...                      seed=1)                                             # doctest: +SKIP
     >>> model.learn(10_000)                                                      # doctest: +SKIP

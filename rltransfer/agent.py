@@ -99,8 +99,7 @@ def make_env(env: str, knobs: Mapping[str, Any] | None = None, *, n_envs: int = 
     factory = rl_envs.env_fn(env, dict(knobs or {}), **_pix(pixels))
     venv = make_vec_env(factory, n_envs=n_envs, seed=seed, vec_env_cls=DummyVecEnv)
     if normalize:
-        spec = normalize if isinstance(normalize, NormalizeSpec) else NormalizeSpec(
-            **{k: v for k, v in dict(normalize).items() if k in NormalizeSpec.model_fields})
+        spec = _norm_spec(normalize)
         venv = VecNormalize(venv, training=training, norm_obs=spec.norm_obs,
                             norm_reward=spec.norm_reward and training, clip_obs=spec.clip_obs,
                             clip_reward=spec.clip_reward, gamma=gamma)
@@ -141,7 +140,7 @@ def build_agent(env: str, *, algo: str = "ppo", seed: int, knobs: Mapping[str, A
     )
     norm_card = None
     if isinstance(venv, VecNormalize):
-        spec = norm if isinstance(norm, NormalizeSpec) else NormalizeSpec(**dict(norm))
+        spec = _norm_spec(norm)
         norm_card = {**spec.model_dump(), "gamma": p.gamma, "epsilon": venv.epsilon,
                      "update": True}
     model.rltransfer = AgentInfo(env=env, knobs=knobs, pixels=dict(pixels) if pixels else None,
@@ -245,10 +244,6 @@ def learn_with_eval(model: BaseAlgorithm, steps: int, *, eval_every: int, eval_e
     cb = EvalCurveCallback(make_eval_env(model), every=eval_every, episodes=eval_episodes,
                            seed=info.seed + EVAL_SEED_OFFSET, csv_path=curve_csv,
                            on_eval=on_eval)
-    if steps == 0:
-        cb.init_callback(model)
-        cb.on_training_start(locals(), globals())
-        return cb.rows
     model.learn(steps, callback=cb, progress_bar=progress_bar, tb_log_name=tb_log_name)
     return cb.rows
 
@@ -409,6 +404,14 @@ def _load_normalization(model: BaseAlgorithm, ckpt: Checkpoint, update: bool) ->
     venv.training = bool(update)
 
 
+def _norm_spec(normalize: NormalizeSpec | Mapping[str, Any]) -> NormalizeSpec:
+    """A NormalizeSpec from a spec or a card's ``normalize`` entry (extra keys ignored)."""
+    if isinstance(normalize, NormalizeSpec):
+        return normalize
+    return NormalizeSpec(**{k: v for k, v in dict(normalize).items()
+                            if k in NormalizeSpec.model_fields})
+
+
 def _info(model: BaseAlgorithm) -> AgentInfo:
     info = getattr(model, "rltransfer", None)
     if info is None:
@@ -424,3 +427,36 @@ def _pix(pixels: Mapping[str, Any] | None) -> dict[str, Any]:
 def _check_steps(steps: int) -> None:
     if not isinstance(steps, int | np.integer) or steps < 0:
         raise ValueError(f"steps={steps!r}: must be a whole number >= 0")
+
+
+def extract_encoder(source: str | os.PathLike | Checkpoint, out: str | os.PathLike, *,
+                    overwrite: bool = False) -> Path:
+    """Write the features extractor of an agent checkpoint as an encoder checkpoint.
+
+    The result holds the encoder's own ``state_dict`` (no prefix) and a card with
+    ``kind: encoder``; :func:`transfer` places it into any PPO or SAC policy that uses the
+    same encoder. MLP policies have no encoder weights (their extractor only flattens):
+    move their hidden layers with ``partial``/``frozen`` and ``roles=["encoder"]`` instead.
+    """
+    from rltransfer.roles import encoder_prefixes
+
+    ckpt = source if isinstance(source, Checkpoint) else load_checkpoint(source)
+    if ckpt.card.get("kind", "agent") != "agent":
+        raise CheckpointError(f"{ckpt.path}: kind={ckpt.card.get('kind')!r}; need an agent")
+    prefix = encoder_prefixes(ckpt.card["algo"])[0]
+    tensors = {k[len(prefix):]: v for k, v in ckpt.tensors.items() if k.startswith(prefix)}
+    spec = ckpt.card.get("policy_kwargs") or {}
+    if not tensors:
+        raise CheckpointError(
+            f"{ckpt.path}: the policy's features extractor has no weights (an MLP policy "
+            "only flattens observations); use method partial or frozen with roles=['encoder'] "
+            "to move its hidden layers instead")
+    card = {"kind": "encoder",
+            "encoder": {"name": spec.get("features_extractor", "nature_cnn"),
+                        "kwargs": spec.get("features_extractor_kwargs") or {}},
+            "observation_space": ckpt.card.get("observation_space"),
+            "env": ckpt.card.get("env"), "seed": ckpt.card.get("seed"),
+            "steps": ckpt.card.get("steps"), "objective": f"rl:{ckpt.card['algo']}",
+            "source": {"sha256": ckpt.card.get("sha256"), "algo": ckpt.card["algo"]},
+            "versions": versions()}
+    return save_checkpoint(out, tensors, card, overwrite=overwrite)

@@ -160,8 +160,9 @@ class Frozen:
     def apply(self, model: Any, source: Checkpoint | None, on_mismatch: str = "error"
               ) -> TransferLog:
         log = copy_roles(model, _need(source, self.name), self.roles, on_mismatch, self.label)
-        moved = set(log.moved)
+        moved = {k for k in log.moved if not k.startswith("critic_target.")}
         params = {n: p for n, p in model.policy.named_parameters() if n in moved}
+        _sync_targets(model, params)
         if self.lr_scale is not None:
             for opt in _optimizers(model):
                 _move_to_scaled_group(opt, params.values(), self.lr_scale)
@@ -310,6 +311,21 @@ def _load_partial(model: Any, new_state: dict[str, torch.Tensor],
                 new_state[twin] = new_state[key]
     state.update(new_state)
     model.policy.load_state_dict(state, strict=True)
+
+
+def _sync_targets(model: Any, params: Mapping[str, torch.nn.Parameter]) -> None:
+    """SAC: target twins of frozen online critic weights take the online values.
+
+    Polyak averaging then keeps them there (up to rounding), so a frozen critic layer and
+    its target agree instead of the target drifting from the source's lagged copy.
+    """
+    state = dict(model.policy.named_parameters())
+    with torch.no_grad():
+        for name, param in params.items():
+            if name.startswith("critic."):
+                twin = state.get("critic_target." + name[len("critic."):])
+                if twin is not None:
+                    twin.copy_(param)
 
 
 def freeze(model: Any, names: Iterable[str]) -> None:

@@ -1,0 +1,279 @@
+"""The ``rltransfer`` command line: one verb per job, ``--help`` on each.
+
+Verbs: ``pretrain``, ``transfer``, ``import-sb3``, ``inspect``, ``list``, and the verbs of
+the experiment harness (``run``, ``report``, ``demo``) and of vision
+(``pretrain-encoder``) where those modules are installed. Nothing imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+# Modules that contribute verbs: each exposes ``add_commands(subparsers)``.
+PLUGINS = ("rltransfer.experiment.cli", "rltransfer.ssl_cli")
+
+
+class UserError(Exception):
+    """An error caused by the command's input: printed without a traceback."""
+
+
+def _knobs(items: Sequence[str] | None) -> dict[str, Any]:
+    from rltransfer import envs
+
+    parse = getattr(envs, "parse_knob_args", None)
+    if parse is not None:
+        return parse(list(items or []))
+    import yaml
+
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"--knob {item!r}: write name=value")
+        name, value = item.split("=", 1)
+        out[name.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _add_env_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", required=True,
+                   help="env family (see `rltransfer list`) or Gymnasium id, e.g. CartPole-v1")
+    p.add_argument("--knob", action="append", metavar="NAME=VALUE", default=[],
+                   help="set a knob of the env family; repeatable (e.g. --knob length=1.0)")
+    p.add_argument("--pixels", metavar="JSON", default=None,
+                   help='pixel observations, e.g. \'{"size": 64, "grayscale": true}\'')
+
+
+def _add_agent_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default=None,
+                   help="preset name from agents/<algo>.yaml or a YAML file (default: the env's)")
+    p.add_argument("--seed", type=int, required=True, help="random seed (explicit, always)")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="write SB3 training logs to this TensorBoard folder")
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from rltransfer.agent import pretrain
+
+    out = pretrain(args.env, algo=args.algo, steps=args.steps, seed=args.seed,
+                   knobs=_knobs(args.knob), pixels=_json_arg(args.pixels, "--pixels"),
+                   preset=args.preset, out=args.out, eval_episodes=args.eval_episodes,
+                   progress_bar=not args.no_progress, tensorboard_log=args.tensorboard,
+                   overwrite=args.overwrite, device=args.device)
+    from rltransfer.checkpoint import load_checkpoint
+
+    card = load_checkpoint(out).card
+    ev = card["evaluation"]
+    print(f"checkpoint: {out}\nevaluation return: {ev['mean']:.2f} ± {ev['std']:.2f} "
+          f"over {ev['episodes']} episodes after {card['steps']} steps")
+    return 0
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from rltransfer.agent import learn_with_eval, save_agent, transfer
+    from rltransfer.training import evaluate
+
+    method: Any = args.method
+    options = _json_arg(args.method_options, "--method-options") or {}
+    if args.roles:
+        options["roles"] = args.roles.split(",")
+    if args.unfreeze_at is not None:
+        options["unfreeze_at"] = args.unfreeze_at
+    if args.lr_scale is not None:
+        options["lr_scale"] = args.lr_scale
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise UserError(f"--out {str(out)!r} exists; pass --overwrite or choose another folder")
+    model = transfer(args.source, args.env, method=method, seed=args.seed, algo=args.algo,
+                     knobs=_knobs(args.knob), pixels=_json_arg(args.pixels, "--pixels"),
+                     preset=args.preset, on_mismatch=args.on_mismatch,
+                     normalize_update=not args.fix_normalization,
+                     tensorboard_log=args.tensorboard, device=args.device, **options)
+    tlog = model.rltransfer_log
+    print(f"method {tlog.method}: moved {len(tlog.moved)} tensors, {len(tlog.frozen)} frozen, "
+          f"{len(tlog.fresh)} fresh" + (f", {len(tlog.reinit)} re-initialized on mismatch"
+                                        if tlog.reinit else ""))
+    for note in tlog.notes:
+        print(f"  note: {note}")
+    out.mkdir(parents=True, exist_ok=True)
+    curve = out / "curve.csv"
+    if curve.exists():
+        curve.unlink()
+    every = args.eval_every or max(args.steps // 10, 1)
+    rows = learn_with_eval(model, args.steps, eval_every=every, eval_episodes=args.eval_episodes,
+                           curve_csv=curve, progress_bar=not args.no_progress)
+    from rltransfer.agent import EVAL_SEED_OFFSET, make_eval_env
+
+    final = evaluate(model, make_eval_env(model), episodes=args.eval_episodes,
+                     seed=args.seed + EVAL_SEED_OFFSET)
+    ckpt = save_agent(model, out / "checkpoint", evaluation=final, overwrite=True)
+    print(f"curve: {curve} ({len(rows)} points)\ncheckpoint: {ckpt}\n"
+          f"evaluation return: {final['mean']:.2f} ± {final['std']:.2f} "
+          f"(jumpstart {rows[0]['mean_return']:.2f})")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from rltransfer.agent import import_sb3
+
+    out = import_sb3(args.zip, args.env, out=args.out, knobs=_knobs(args.knob), algo=args.algo,
+                     activation_fn=args.activation, overwrite=args.overwrite)
+    print(f"checkpoint: {out}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from rltransfer.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    print(json.dumps(ckpt.card, indent=2, sort_keys=True))
+    print(f"\n{len(ckpt.tensors)} tensors, sha256 verified")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rltransfer import envs
+
+    fmt = getattr(envs, "format_catalogue", None)
+    if fmt is None:
+        raise UserError("the env catalogue is not available in this installation")
+    print(fmt())
+    return 0
+
+
+def _json_arg(value: str | None, flag: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{flag} {value!r} is not valid JSON ({exc.msg})") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every verb (``--help`` on each)."""
+    parser = argparse.ArgumentParser(
+        prog="rltransfer",
+        description="Transfer learning for RL: pretrain on a source env, start PPO/SAC on a "
+                    "target env from it, and measure the gain over scratch.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", metavar="VERB", required=True)
+
+    p = sub.add_parser("pretrain", help="train a source agent and write a checkpoint",
+                       description="Train a source agent with the env's preset, evaluate it, "
+                                   "and write a checkpoint (safetensors + card.json).")
+    _add_env_args(p)
+    p.add_argument("--algo", choices=["ppo", "sac"], default="ppo", help="algorithm")
+    p.add_argument("--steps", type=int, required=True, help="environment steps to train")
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--eval-episodes", type=int, default=10, help="episodes for the evaluation")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
+    _add_agent_args(p)
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("transfer", help="start a target agent from a source and train it",
+                       description="Initialize a target agent from a source checkpoint with a "
+                                   "method, train it evaluating every so often (curve.csv), "
+                                   "and write it as a checkpoint. --steps 0 writes the "
+                                   "initialized agent untrained.")
+    p.add_argument("--source", required=True, help="source checkpoint folder")
+    _add_env_args(p)
+    p.add_argument("--method", default="finetune",
+                   choices=["scratch", "finetune", "partial", "frozen"], help="transfer method")
+    p.add_argument("--roles", default=None,
+                   help="comma-separated roles for partial/frozen: encoder, actor, critic, "
+                        "heads, features, actor_trunk, critic_trunk, actor_head, critic_head")
+    p.add_argument("--unfreeze-at", type=int, default=None, help="frozen: unfreeze at this step")
+    p.add_argument("--lr-scale", type=float, default=None,
+                   help="frozen: train moved weights at this fraction of the lr instead")
+    p.add_argument("--method-options", metavar="JSON", default=None, help="method options")
+    p.add_argument("--on-mismatch", choices=["error", "reinit"], default="error",
+                   help="when shapes differ: stop with a table, or re-initialize what differs")
+    p.add_argument("--fix-normalization", action="store_true",
+                   help="hold the source's normalization statistics fixed on the target")
+    p.add_argument("--algo", choices=["ppo", "sac"], default=None,
+                   help="target algorithm (default: the source's)")
+    p.add_argument("--steps", type=int, required=True, help="environment steps to train (0 ok)")
+    p.add_argument("--eval-every", type=int, default=None, help="steps between evaluations")
+    p.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation")
+    p.add_argument("--out", required=True, help="output folder (curve.csv, checkpoint/)")
+    p.add_argument("--overwrite", action="store_true", help="reuse an existing --out folder")
+    _add_agent_args(p)
+    p.set_defaults(func=cmd_transfer)
+
+    p = sub.add_parser("import-sb3", help="turn a stable-baselines3 .zip into a checkpoint",
+                       description="Read only the weights of an SB3 .zip (weights_only=True; "
+                                   "its pickled data is never read) and write a checkpoint, "
+                                   "taking the spaces from --env.")
+    p.add_argument("zip", help="the SB3 model .zip (for example from RL Zoo)")
+    _add_env_args(p)
+    p.add_argument("--algo", choices=["ppo", "sac"], default=None, help="default: inferred")
+    p.add_argument("--activation", default=None,
+                   choices=["tanh", "relu", "elu", "leaky_relu", "gelu", "silu"],
+                   help="activation of the hidden layers (default: the env's preset)")
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("inspect", help="verify a checkpoint and print its card",
+                       description="Verify a checkpoint's hashes and print its card.")
+    p.add_argument("checkpoint", help="checkpoint folder")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("list", help="env families with their knobs, and source->target pairs",
+                       description="Show the env catalogue: families, knobs and ranges, pairs.")
+    p.set_defaults(func=cmd_list)
+
+    import importlib
+
+    for name in PLUGINS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue
+            raise
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rltransfer`` console script and ``python -m rltransfer``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # user-facing errors: no traceback
+        if _is_user_error(exc) and not args.verbose:
+            print(f"rltransfer {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from rltransfer.checkpoint import CheckpointError
+    from rltransfer.methods import TransferError
+    from rltransfer.presets import PresetError
+
+    return isinstance(exc, UserError | CheckpointError | TransferError | PresetError
+                      | ValueError | FileNotFoundError | FileExistsError)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
