@@ -14,7 +14,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import difflib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,7 +33,7 @@ from rltransfer.envs.catalogue import (
     register_pair,
     reload,
 )
-from rltransfer.envs.errors import EnvError, unknown_name
+from rltransfer.envs.errors import EnvError
 from rltransfer.envs.family import (
     EnvFamily,
     _register,
@@ -46,10 +48,28 @@ from rltransfer.envs.listing import format_catalogue, parse_knob_args
 from rltransfer.envs.pixels import PixelSpec, pixel_view
 
 __all__ = [
-    "EnvError", "EnvFactory", "EnvFamily", "Knob", "Member", "Pair", "PixelSpec",
-    "builtin_dir", "describe", "env_fn", "families", "format_catalogue", "get_family",
-    "get_pair", "load_file", "make", "make_member", "pairs", "parse_knob_args",
-    "register_family", "register_pair", "reload",
+    "EnvError",
+    "EnvFactory",
+    "EnvFamily",
+    "Knob",
+    "Member",
+    "Pair",
+    "PixelSpec",
+    "builtin_dir",
+    "describe",
+    "env_fn",
+    "families",
+    "format_catalogue",
+    "get_family",
+    "get_pair",
+    "load_file",
+    "make",
+    "make_member",
+    "pairs",
+    "parse_knob_args",
+    "register_family",
+    "register_pair",
+    "reload",
 ]
 
 
@@ -63,8 +83,13 @@ def _lookup(env: str) -> EnvFamily | None:
         return fam
     if env in gym.registry:
         return None
-    known = [f.name for f in families()] + [i for i in gym.registry if "/" not in i]
-    raise unknown_name("env family or Gymnasium id", env, known)
+    names = [f.name for f in families()]
+    close = difflib.get_close_matches(env, names + [i for i in gym.registry], n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise EnvError(
+        f"unknown env family or Gymnasium id {env!r}{hint} Known families: "
+        f"{', '.join(names)} (or any registered Gymnasium id)"
+    )
 
 
 def _is_mujoco(fam: EnvFamily) -> bool:
@@ -116,10 +141,14 @@ def make(
         except TypeError as err:
             raise EnvError(f"env {env!r}: bad constructor keyword: {err}") from err
         return pixel_view(e, spec) if spec is not None else e
-    drawer = resolve_callable(fam.drawer, what=f"family {fam.name!r} drawer") if fam.drawer else None
+    drawer = None
+    if fam.drawer:
+        drawer = resolve_callable(fam.drawer, what=f"family {fam.name!r} drawer")
     if spec is not None and (spec.renderer == "render" or drawer is None):
         if spec.renderer == "numpy":
-            raise EnvError(f"pixels.renderer: family {fam.name!r} has no numpy drawer; use 'render'")
+            raise EnvError(
+                f"pixels.renderer: family {fam.name!r} has no numpy drawer; use 'render'"
+            )
         render_mode = "rgb_array"
         if _is_mujoco(fam):
             kwargs.setdefault("width", spec.width)
@@ -149,10 +178,20 @@ def describe(
     fam = _lookup(env)
     px = spec.to_dict() if spec is not None else None
     if fam is None:
-        return {"name": env, "family": None, "gym_id": env,
-                "knobs": dict(sorted(dict(knobs or {}).items())), "pixels": px}
-    return {"name": fam.name, "family": fam.name, "gym_id": fam.base,
-            "knobs": fam.resolve(knobs), "pixels": px}
+        return {
+            "name": env,
+            "family": None,
+            "gym_id": env,
+            "knobs": dict(sorted(dict(knobs or {}).items())),
+            "pixels": px,
+        }
+    return {
+        "name": fam.name,
+        "family": fam.name,
+        "gym_id": fam.base,
+        "knobs": fam.resolve(knobs),
+        "pixels": px,
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,16 +237,19 @@ def env_fn(
     describe(env, knobs, pixels=pixels)
     spec = PixelSpec.parse(pixels)
     fam = _lookup(env)
-    return EnvFactory(env=env, knobs=dict(knobs or {}),
-                      pixels=spec.to_dict() if spec is not None else None, family=fam,
-                      kwargs=dict(kwargs))
+    return EnvFactory(
+        env=env,
+        knobs=dict(knobs or {}),
+        pixels=spec.to_dict() if spec is not None else None,
+        family=fam,
+        kwargs=dict(kwargs),
+    )
 
 
 def _register_ids_on_import() -> None:
-    try:
+    # a broken user catalogue file: the error is raised again on first use
+    with contextlib.suppress(EnvError):
         ensure_loaded()
-    except EnvError:
-        pass  # a broken user catalogue file: the error is raised again on first use
 
 
 _register_ids_on_import()

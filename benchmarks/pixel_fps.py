@@ -1,0 +1,102 @@
+"""Frame rates of the pixel views, per family, on one CPU core.
+
+Prints two numbers per view: ``draw`` (frames/s of the frame drawing alone) and ``env``
+(frames/s of ``env.step`` returning a pixel observation, resets included). CartPole and
+Pendulum use the numpy drawers (the target is >= 2,000 frames/s at 64x64); the others the
+env's own renderer (MuJoCo through ``MUJOCO_GL=egl``; slow without a GPU).
+
+Usage::
+
+    MUJOCO_GL=egl python benchmarks/pixel_fps.py            # all views
+    python benchmarks/pixel_fps.py --families cartpole pendulum --seconds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import rltransfer.envs as rte  # noqa: E402
+from rltransfer.envs.knobs import resolve_callable  # noqa: E402
+
+VIEWS = {
+    "rgb": {"size": 64},
+    "gray-stack4": {"size": 64, "grayscale": True, "frame_stack": 4},
+}
+SLOW = {
+    "hopper",
+    "halfcheetah",
+    "walker2d",
+    "ant",
+    "reacher",
+    "invertedpendulum",
+    "inverteddoublependulum",
+    "acrobot",
+    "mountaincar",
+}
+
+
+def _timed(fn, seconds: float, max_frames: int) -> float:
+    """Calls of ``fn`` per second over about ``seconds`` (at most ``max_frames`` calls)."""
+    fn()  # warm up (first MuJoCo/pygame render creates its context)
+    n, start = 0, time.perf_counter()
+    while n < max_frames and (n < 5 or time.perf_counter() - start < seconds):
+        fn()
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+def bench_view(family: str, pixels: dict | None, seconds: float, max_frames: int) -> tuple:
+    """(draw fps or None, env fps) of one family's pixel view."""
+    env = rte.make(family, pixels=pixels)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+
+    def step() -> None:
+        _, _, term, trunc, _ = env.step(env.action_space.sample())
+        if term or trunc:
+            env.reset()
+
+    draw = None
+    fam = rte.get_family(family)
+    if fam.drawer and pixels is not None:
+        drawer = resolve_callable(fam.drawer, what="drawer")
+        u = env.unwrapped
+        draw = _timed(lambda: drawer(u, 64, 64), seconds, max_frames)
+    return draw, _timed(step, seconds, max_frames)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--families", nargs="*", default=None, help="families to measure")
+    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    parser.add_argument("--all-cores", action="store_true", help="do not pin to one core")
+    args = parser.parse_args()
+    if not args.all_cores and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    names = args.families or [
+        "cartpole",
+        "pendulum",
+        "acrobot",
+        "mountaincar",
+        "invertedpendulum",
+        "hopper",
+        "minigrid-doorkey",
+    ]
+    print(f"{'family':<18} {'view':<12} {'shape':<14} {'draw fps':>10} {'env fps':>10}")
+    for name in names:
+        views = {"native": None} if name.startswith("minigrid") else VIEWS
+        for view, pixels in views.items():
+            max_frames = 200 if name in SLOW else 100_000
+            env = rte.make(name, pixels=pixels)
+            shape = str(env.observation_space.shape)
+            draw, fps = bench_view(name, pixels, args.seconds, max_frames)
+            draw_s = f"{draw:10.0f}" if draw is not None else f"{'-':>10}"
+            print(f"{name:<18} {view:<12} {shape:<14} {draw_s} {fps:10.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

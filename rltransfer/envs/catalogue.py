@@ -1,0 +1,377 @@
+"""The catalogue: families and source→target pairs, read from YAML data files.
+
+Built-in files are the ``*.yaml`` in the repository's top-level ``envs/`` folder; more come from
+the paths (files or folders) in the ``RLTRANSFER_ENVS`` environment variable, separated by
+``os.pathsep``. YAML is data only: it is parsed with ``yaml.safe_load`` and validated, never
+evaluated. A file holds two optional mappings::
+
+    families:
+      cartpole:
+        gym_id: CartPole-v1
+        knobs:
+          length: {kind: attr, default: 0.5, range: [0.2, 1.5]}
+    pairs:
+      cartpole/long-pole:
+        source: {env: cartpole}
+        target: {env: cartpole, knobs: {length: 1.0}}
+        threshold: 475
+        budget: 100000
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+import rltransfer
+from rltransfer.envs.errors import EnvError, unknown_name
+from rltransfer.envs.family import (
+    _FAMILIES,
+    EnvFamily,
+    _register,
+    _validation_message,
+    absolute_entry_point,
+    find_family,
+)
+
+ENV_VAR = "RLTRANSFER_ENVS"
+
+
+def builtin_dir() -> Path:
+    """The repository's ``envs/`` folder holding the built-in catalogue."""
+    return Path(rltransfer.__file__).resolve().parents[1] / "envs"
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One side of a pair: an env (family or Gymnasium id), knob values and an optional pixel view.
+
+    Example:
+        >>> import rltransfer.envs as rte
+        >>> m = rte.get_pair("cartpole/long-heavy-pole").target
+        >>> m.make().unwrapped.length
+        1.0
+    """
+
+    env: str
+    """Family name or Gymnasium id."""
+    knobs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Knob values that differ from the family's defaults."""
+    pixels: dict[str, Any] | None = None
+    """Pixel view (see :class:`rltransfer.envs.PixelSpec`), or ``None`` for state observations."""
+
+    def make(self, **kwargs: Any) -> Any:
+        """Build this member (see :func:`rltransfer.envs.make`)."""
+        from rltransfer.envs import make
+
+        return make(self.env, self.knobs, pixels=self.pixels, **kwargs)
+
+    def env_fn(self) -> Any:
+        """A picklable zero-argument factory of this member."""
+        from rltransfer.envs import env_fn
+
+        return env_fn(self.env, self.knobs, pixels=self.pixels)
+
+    def describe(self) -> dict[str, Any]:
+        """The canonical description (see :func:`rltransfer.envs.describe`)."""
+        from rltransfer.envs import describe
+
+        return describe(self.env, self.knobs, pixels=self.pixels)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """A named transfer task: train on ``source``, then on ``target``.
+
+    Example:
+        >>> import rltransfer.envs as rte
+        >>> pair = rte.get_pair("pendulum/heavy")
+        >>> pair.target.knobs, pair.threshold
+        ({'m': 1.5}, -250.0)
+    """
+
+    name: str
+    """Pair name, ``family/variant``."""
+    source: Member
+    """The env the agent is pretrained on."""
+    target: Member
+    """The env it is transferred to."""
+    threshold: float
+    """Episode return on the target that counts as solved (for time-to-threshold)."""
+    budget: int
+    """Default number of target training steps."""
+    description: str = ""
+    """One line for ``rltransfer list``."""
+    source_file: str = "python"
+    """Where the pair was declared."""
+
+
+_PAIRS: dict[str, Pair] = {}
+_STATE = {"loaded": False}
+
+
+# ---------------------------------------------------------------------- parsing
+
+
+def _catalogue_files() -> list[Path]:
+    files = sorted(builtin_dir().glob("*.yaml"))
+    for item in os.environ.get(ENV_VAR, "").split(os.pathsep):
+        if not item.strip():
+            continue
+        p = Path(item).expanduser()
+        if p.is_dir():
+            files += sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise EnvError(f"{ENV_VAR}: path {item!r} is neither a file nor a folder")
+    seen: list[Path] = []
+    for f in files:
+        if f.resolve() not in seen:
+            seen.append(f.resolve())
+    return seen
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise EnvError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise EnvError(f"{path}: top level must be a mapping with 'families' and/or 'pairs'")
+    for key in data:
+        if key not in ("families", "pairs"):
+            raise unknown_name("top-level key", key, ["families", "pairs"], where=f" in {path}")
+    for key in ("families", "pairs"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise EnvError(f"{path}: {key!r} must be a mapping of name to entry")
+    return data
+
+
+def parse_family(name: str, entry: Any, path: Path) -> EnvFamily:
+    """Validate one ``families:`` entry of the YAML file ``path``."""
+    if not isinstance(entry, dict):
+        raise EnvError(f"{path}: family {name!r}: entry must be a mapping, got {entry!r}")
+    entry = dict(entry)
+    if isinstance(entry.get("entry_point"), str):
+        entry["entry_point"] = absolute_entry_point(entry["entry_point"], path.parent)
+    xml = entry.get("xml")
+    if isinstance(xml, str) and (path.parent / xml).is_file():
+        entry["xml"] = str((path.parent / xml).resolve())
+    try:
+        return EnvFamily(name=name, source=str(path), **entry)
+    except ValidationError as err:
+        raise EnvError(f"{path}: family {name!r}: {_validation_message(err)}") from err
+    except EnvError as err:
+        raise EnvError(f"{path}: {err}") from err
+    except TypeError as err:
+        raise EnvError(f"{path}: family {name!r}: {err}") from err
+
+
+def _member(value: Any, where: str) -> Member:
+    if isinstance(value, str):
+        return Member(env=value)
+    if not isinstance(value, dict):
+        raise EnvError(f"{where}: value {value!r} is not a family name or a mapping")
+    for key in value:
+        if key not in ("env", "knobs", "pixels"):
+            raise unknown_name("member field", key, ["env", "knobs", "pixels"], where=f" ({where})")
+    if not isinstance(value.get("env"), str):
+        raise EnvError(f"{where}.env: value {value.get('env')!r} is not a family name or env id")
+    knobs = value.get("knobs") or {}
+    if not isinstance(knobs, dict):
+        raise EnvError(f"{where}.knobs: value {knobs!r} is not a mapping")
+    pixels = value.get("pixels")
+    if pixels is not None and pixels is not True and not isinstance(pixels, dict):
+        raise EnvError(f"{where}.pixels: value {pixels!r} is not a mapping, true or null")
+    if pixels is True:
+        pixels = {}
+    return Member(env=value["env"], knobs=dict(knobs), pixels=pixels)
+
+
+def parse_pair(name: str, entry: Any, path: Path | str) -> Pair:
+    """Validate one ``pairs:`` entry (structure only; members are checked by :func:`check_pair`)."""
+    where = f"{path}: pair {name!r}"
+    if not isinstance(entry, dict):
+        raise EnvError(f"{where}: entry must be a mapping, got {entry!r}")
+    fields = ["source", "target", "threshold", "budget", "description"]
+    for key in entry:
+        if key not in fields:
+            raise unknown_name("pair field", key, fields, where=f" ({where})")
+    for key in ("source", "target", "threshold", "budget"):
+        if key not in entry:
+            raise EnvError(f"{where}: field {key!r} is missing")
+    threshold, budget = entry["threshold"], entry["budget"]
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise EnvError(f"{where}.threshold: value {threshold!r} is not a number")
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
+        raise EnvError(f"{where}.budget: value {budget!r} is not a positive integer (steps)")
+    return Pair(
+        name=name,
+        source=_member(entry["source"], f"{where}.source"),
+        target=_member(entry["target"], f"{where}.target"),
+        threshold=float(threshold),
+        budget=budget,
+        description=str(entry.get("description", "")),
+        source_file=str(path),
+    )
+
+
+def check_pair(pair: Pair) -> None:
+    """Check that both members name known envs with valid knobs and pixel views."""
+    from rltransfer.envs import describe
+
+    for side in ("source", "target"):
+        m: Member = getattr(pair, side)
+        try:
+            describe(m.env, m.knobs, pixels=m.pixels)
+        except EnvError as err:
+            raise EnvError(f"{pair.source_file}: pair {pair.name!r}.{side}: {err}") from err
+
+
+# ---------------------------------------------------------------------- loading
+
+
+def ensure_loaded() -> None:
+    """Load the built-in catalogue and ``RLTRANSFER_ENVS`` once (atomically: all or nothing)."""
+    if _STATE["loaded"]:
+        return
+    fams: dict[str, EnvFamily] = {}
+    prs: dict[str, Pair] = {}
+    for path in _catalogue_files():
+        data = _read(path)
+        for name, entry in (data.get("families") or {}).items():
+            if name in fams:
+                raise EnvError(
+                    f"{path}: family {name!r} is already declared in {fams[name].source}"
+                )
+            fams[name] = parse_family(str(name), entry, path)
+        for name, entry in (data.get("pairs") or {}).items():
+            if name in prs:
+                raise EnvError(
+                    f"{path}: pair {name!r} is already declared in {prs[name].source_file}"
+                )
+            prs[name] = parse_pair(str(name), entry, path)
+    for fam in fams.values():
+        if fam.name not in _FAMILIES or _FAMILIES[fam.name].source != "python":
+            _register(fam)
+    _STATE["loaded"] = True
+    try:
+        for pair in prs.values():
+            check_pair(pair)
+    except EnvError:
+        for name in fams:
+            _FAMILIES.pop(name, None)
+        _STATE["loaded"] = False
+        raise
+    for name, pair in prs.items():
+        _PAIRS.setdefault(name, pair)
+
+
+def reload() -> None:
+    """Forget families and pairs read from files and read them again (after editing YAML or
+    changing ``RLTRANSFER_ENVS``); families and pairs registered from Python stay."""
+    for name in [n for n, f in _FAMILIES.items() if f.source != "python"]:
+        del _FAMILIES[name]
+    for name in [n for n, p in _PAIRS.items() if p.source_file != "python"]:
+        del _PAIRS[name]
+    _STATE["loaded"] = False
+    ensure_loaded()
+
+
+def load_file(path: str | os.PathLike[str]) -> tuple[list[EnvFamily], list[Pair]]:
+    """Add the families and pairs of one more YAML file; return what it declared.
+
+    Example:
+        >>> import rltransfer.envs as rte
+        >>> fams, prs = rte.load_file(rte.builtin_dir() / "examples" / "point_mass.yaml")
+        >>> [f.name for f in fams]
+        ['point-mass']
+    """
+    ensure_loaded()
+    p = Path(path).resolve()
+    data = _read(p)
+    fams = [parse_family(str(n), e, p) for n, e in (data.get("families") or {}).items()]
+    for fam in fams:
+        _register(fam)
+    prs = [parse_pair(str(n), e, p) for n, e in (data.get("pairs") or {}).items()]
+    for pair in prs:
+        check_pair(pair)
+        _PAIRS[pair.name] = pair
+    return fams, prs
+
+
+def register_pair(
+    name: str,
+    source: Member | Mapping[str, Any] | str,
+    target: Member | Mapping[str, Any] | str,
+    *,
+    threshold: float,
+    budget: int,
+    description: str = "",
+) -> Pair:
+    """Declare a pair from Python.
+
+    Example:
+        >>> import rltransfer.envs as rte
+        >>> p = rte.register_pair("cartpole/my-pole", "cartpole",
+        ...                       {"env": "cartpole", "knobs": {"length": 0.8}},
+        ...                       threshold=475, budget=50_000)
+        >>> p.target.knobs
+        {'length': 0.8}
+    """
+    ensure_loaded()
+
+    def as_dict(m: Member | Mapping[str, Any] | str) -> Any:
+        return dataclasses.asdict(m) if isinstance(m, Member) else m
+
+    entry = {
+        "source": as_dict(source),
+        "target": as_dict(target),
+        "threshold": threshold,
+        "budget": budget,
+        "description": description,
+    }
+    pair = parse_pair(name, entry, "python")
+    check_pair(pair)
+    _PAIRS[name] = pair
+    return pair
+
+
+def get_pair(name: str) -> Pair:
+    """The pair called ``name``.
+
+    Raises:
+        EnvError: unknown name; the message lists the closest pair names.
+    """
+    ensure_loaded()
+    if name not in _PAIRS:
+        raise unknown_name("pair", name, _PAIRS)
+    return _PAIRS[name]
+
+
+def pairs() -> list[Pair]:
+    """All pairs, sorted by name."""
+    ensure_loaded()
+    return [_PAIRS[k] for k in sorted(_PAIRS)]
+
+
+__all__ = [
+    "ENV_VAR",
+    "Member",
+    "Pair",
+    "builtin_dir",
+    "ensure_loaded",
+    "find_family",
+    "get_pair",
+    "load_file",
+    "pairs",
+    "register_pair",
+    "reload",
+]
