@@ -1,0 +1,288 @@
+"""Tests for rltransfer.metrics: known arrays give known numbers, verdicts follow the CIs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from rltransfer import metrics as mt
+
+STEPS = np.array([0.0, 10.0, 20.0])
+REPS = 500  # enough for stable tests, fast
+
+
+# --------------------------------------------------------------------------- per run
+
+
+def test_jumpstart_is_first_evaluation():
+    assert mt.jumpstart(STEPS, np.array([3.0, 5.0, 9.0])) == 3.0
+    np.testing.assert_array_equal(mt.jumpstart(STEPS, np.array([[1.0, 2, 3], [4, 5, 6]])), [1, 4])
+
+
+def test_final_return_means_last_k():
+    r = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    assert mt.final_return(r) == pytest.approx(3.0)  # default k = 3: mean(2, 3, 4)
+    assert mt.final_return(r, k=1) == 4.0
+    assert mt.final_return(r[:2], k=3) == pytest.approx(0.5)  # fewer evals than k: all
+    with pytest.raises(ValueError):
+        mt.final_return(r, k=0)
+
+
+def test_auc_is_normalized_trapezoid():
+    # Area: 0.5 * 10 * (0 + 1) + 10 * 1 = 15, span 20 -> 0.75.
+    assert mt.auc(STEPS, np.array([0.0, 1.0, 1.0])) == pytest.approx(0.75)
+    # A constant curve's AUC is that constant, whatever the spacing.
+    steps = np.array([0.0, 5.0, 40.0, 100.0])
+    assert mt.auc(steps, np.full(4, -7.0)) == pytest.approx(-7.0)
+    np.testing.assert_allclose(mt.auc(STEPS, np.array([[0.0, 1, 1], [2, 2, 2]])), [0.75, 2.0])
+    assert mt.auc(np.array([0.0]), np.array([4.0])) == 4.0
+
+
+def test_auc_rejects_mismatched_or_unsorted_steps():
+    with pytest.raises(ValueError, match="evaluations"):
+        mt.auc(STEPS, np.zeros(4))
+    with pytest.raises(ValueError, match="increasing"):
+        mt.auc(np.array([0.0, 20.0, 10.0]), np.zeros(3))
+
+
+def test_time_to_threshold_reached_and_censored():
+    assert mt.time_to_threshold(STEPS, np.array([0.0, 5.0, 9.0]), 5.0, 30) == (10.0, False)
+    assert mt.time_to_threshold(STEPS, np.array([6.0, 5.0, 9.0]), 5.0, 30) == (0.0, False)
+    # Never reached: censored at the budget (default: last step).
+    assert mt.time_to_threshold(STEPS, np.array([0.0, 1.0, 2.0]), 5.0, 30) == (30.0, True)
+    assert mt.time_to_threshold(STEPS, np.array([0.0, 1.0, 2.0]), 5.0) == (20.0, True)
+    t, c = mt.time_to_threshold(STEPS, np.array([[0.0, 1, 2], [0, 0, 7]]), 5.0, 30)
+    np.testing.assert_array_equal(t, [30.0, 20.0])
+    np.testing.assert_array_equal(c, [True, False])
+
+
+# --------------------------------------------------------------------------- aggregates
+
+
+def test_iqm_known_values():
+    assert mt.iqm(np.arange(1.0, 9.0)) == pytest.approx(4.5)  # mean of 3, 4, 5, 6
+    assert mt.iqm(np.array([1.0, 2.0, 3.0, 100.0])) == pytest.approx(2.5)  # outlier trimmed
+    assert mt.iqm(np.array([7.0])) == 7.0
+    assert mt.iqm(np.array([1.0, 3.0])) == 2.0
+
+
+def test_bootstrap_reproducible_and_covers_point(rng):
+    x = rng.normal(size=(8, 1))
+    a = mt.bootstrap_ci(mt._IQM, x, reps=REPS, seed=3)
+    b = mt.bootstrap_ci(mt._IQM, x, reps=REPS, seed=3)
+    c = mt.bootstrap_ci(mt._IQM, x, reps=REPS, seed=4)
+    assert a[1][0] == b[1][0] and a[2][0] == b[2][0]
+    assert (a[1][0], a[2][0]) != (c[1][0], c[2][0])
+    assert a[1][0] <= a[0][0] <= a[2][0]
+
+
+def test_bootstrap_leaves_global_rng_alone():
+    np.random.seed(123)
+    expected = np.random.rand()
+    np.random.seed(123)
+    mt.bootstrap_ci(mt._IQM_DIFF, np.ones((3, 1)), np.zeros((4, 1)), reps=50, seed=0)
+    assert np.random.rand() == expected
+
+
+_SHIM_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    try:
+        from rliable import library  # noqa: F401
+    except Exception:
+        # arch < 8 breaks on pandas >= 3: adapt deprecate_kwarg to arch's old call.
+        import pandas.util._decorators as d
+        orig = d.deprecate_kwarg
+        def shim(*a, **k):
+            if a and isinstance(a[0], str):
+                return orig(FutureWarning, *a, **k)
+            return orig(*a, **k)
+        d.deprecate_kwarg = shim
+        for m in [m for m in sys.modules if m == "arch" or m.startswith("arch.")]:
+            del sys.modules[m]
+        try:
+            from rliable import library  # noqa: F401
+        except Exception:
+            print(json.dumps("unavailable")); sys.exit(0)
+    from rltransfer import metrics as mt
+    rng = np.random.default_rng(1)
+    x, y, z = rng.normal(size=(5, 1)), rng.normal(size=(5, 1)), rng.normal(size=(3, 1))
+    c = rng.normal(size=(4, 6))
+    cases = [(mt._IQM, (x,)), (mt._IQM_DIFF, (x, y)), (mt._IQM_DIFF, (x, z)),
+             (mt._POI, (x, y)), (mt._iqm_ratio(-3.0), (x, z)), (mt._IQM_CURVE, (c,))]
+    same = []
+    for stat, s in cases:
+        a = mt.bootstrap_ci(stat, *s, reps=100, seed=7, backend="rliable")
+        b = mt.bootstrap_ci(stat, *s, reps=100, seed=7, backend="builtin")
+        same.append(all(np.allclose(u, v) for u, v in zip(a[:3], b[:3])))
+    print(json.dumps(same))
+    """
+)
+
+
+def test_builtin_bootstrap_matches_rliable_in_process(rng):
+    """The fallback draws the same resamples as rliable, so both give identical CIs."""
+    if not mt.rliable_available():
+        pytest.skip("rliable.library cannot be imported here (arch < 8 with pandas >= 3)")
+    x, y = rng.normal(size=(5, 1)), rng.normal(size=(3, 1))
+    for stat, s in [(mt._IQM, (x,)), (mt._IQM_DIFF, (x, y)), (mt._POI, (x, y))]:
+        a = mt.bootstrap_ci(stat, *s, reps=100, seed=7, backend="rliable")
+        b = mt.bootstrap_ci(stat, *s, reps=100, seed=7, backend="builtin")
+        assert all(np.allclose(u, v) for u, v in zip(a[:3], b[:3], strict=True))
+
+
+@pytest.mark.expensive
+def test_builtin_bootstrap_matches_rliable_with_pandas_shim():
+    """Same check in a subprocess that patches pandas so arch < 8 imports (slow: imports)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _SHIM_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if result == "unavailable":
+        pytest.skip("rliable.library cannot be imported here, even with the pandas shim")
+    assert result == [True] * 6
+
+
+# --------------------------------------------------------------------------- verdict
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "hib", "expected"),
+    [
+        (1.0, 2.0, True, "positive"),
+        (-2.0, -1.0, True, "negative"),
+        (-1.0, 1.0, True, "inconclusive"),
+        (0.0, 1.0, True, "inconclusive"),  # touching 0 is not "entirely above"
+        (None, 1.0, True, "inconclusive"),
+        (float("nan"), 1.0, True, "inconclusive"),
+        (1.0, 2.0, False, "negative"),  # e.g. time to threshold: higher is worse
+        (-2.0, -1.0, False, "positive"),
+    ],
+)
+def test_verdict_rule(low, high, hib, expected):
+    assert mt.verdict(low, high, higher_is_better=hib) == expected
+
+
+# --------------------------------------------------------------------------- compute
+
+
+def _curves(rng, n_seeds=5, n_evals=11, offset=0.0, noise=10.0):
+    base = np.linspace(20.0, 400.0, n_evals)
+    return base[None] + offset + rng.normal(0.0, noise, (n_seeds, n_evals))
+
+
+@pytest.fixture
+def experiment(rng):
+    steps = np.arange(11) * 1000.0
+    scratch = _curves(rng)
+    return steps, {
+        "scratch": scratch,
+        "better": scratch + 100.0,
+        "worse": scratch - 100.0,
+        "same": scratch.copy(),
+    }
+
+
+def test_compute_verdicts(experiment):
+    steps, results = experiment
+    out = mt.compute(results, steps, threshold=300.0, seed=0, reps=REPS)
+    methods = out["methods"]
+    assert methods["better"]["verdict"] == "positive"
+    assert methods["worse"]["verdict"] == "negative"
+    assert methods["same"]["verdict"] == "inconclusive"
+    assert "verdict" not in methods["scratch"]
+    assert methods["better"]["difference"]["auc"]["iqm"] == pytest.approx(100.0)
+    assert methods["better"]["probability_of_improvement"]["value"] == 1.0
+    assert methods["worse"]["probability_of_improvement"]["value"] == 0.0
+    assert methods["same"]["probability_of_improvement"]["value"] == 0.5
+    assert out["primary_metric"] == "auc"
+    json.dumps(out, allow_nan=False)  # strictly JSON-able
+
+
+def test_compute_values_match_per_run_functions(experiment):
+    steps, results = experiment
+    out = mt.compute(results, steps, threshold=300.0, seed=0, reps=REPS)
+    s = results["scratch"]
+    m = out["methods"]["scratch"]["metrics"]
+    assert m["auc"]["iqm"] == pytest.approx(mt.iqm(mt.auc(steps, s)))
+    assert m["jumpstart"]["iqm"] == pytest.approx(mt.iqm(s[:, 0]))
+    assert m["final_return"]["iqm"] == pytest.approx(mt.iqm(s[:, -3:].mean(axis=1)))
+    for e in out["methods"].values():
+        for v in e["metrics"].values():
+            assert v["low"] <= v["iqm"] <= v["high"]
+
+
+def test_compute_is_reproducible(experiment):
+    steps, results = experiment
+    a = mt.compute(results, steps, threshold=300.0, seed=5, reps=REPS)
+    b = mt.compute(results, steps, threshold=300.0, seed=5, reps=REPS)
+    assert a == b
+
+
+def test_transfer_ratio_uses_shift_by_min_return(rng):
+    # Pendulum-like negative returns: better method must still have ratio > 1.
+    steps = np.arange(6) * 100.0
+    scratch = np.linspace(-1500, -600, 6)[None] + rng.normal(0, 5, (4, 6))
+    results = {"scratch": scratch, "finetune": scratch + 300.0}
+    out = mt.compute(results, steps, seed=0, reps=REPS)
+    ref = out["reference_return"]
+    assert ref == pytest.approx(scratch.min())
+    expected = (mt.iqm(mt.auc(steps, scratch + 300)) - ref) / (mt.iqm(mt.auc(steps, scratch)) - ref)
+    ratio = out["methods"]["finetune"]["transfer_ratio"]
+    assert ratio["value"] == pytest.approx(expected)
+    assert ratio["value"] > 1 and ratio["low"] > 1
+    assert "time_to_threshold" not in out["methods"]["finetune"]["metrics"]  # no threshold
+
+
+def test_time_to_threshold_censoring_and_ratio():
+    steps = np.array([0.0, 10.0, 20.0, 30.0])
+    fast = np.array([[0, 5, 5, 5], [0, 5, 5, 5], [0, 0, 5, 5]], dtype=float)
+    slow = np.array([[0, 0, 0, 5], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=float)
+    out = mt.compute({"scratch": slow, "fast": fast}, steps, threshold=5.0, budget=100, reps=REPS)
+    t_slow = out["methods"]["scratch"]["metrics"]["time_to_threshold"]
+    assert t_slow["censored"] == 2
+    assert t_slow["iqm"] == pytest.approx((30 + 100 + 100) / 3)
+    fast_e = out["methods"]["fast"]
+    assert fast_e["metrics"]["time_to_threshold"]["censored"] == 0
+    assert fast_e["time_to_threshold_ratio"]["value"] == pytest.approx((40 / 3) / (230 / 3))
+    assert fast_e["difference"]["time_to_threshold"]["iqm"] < 0
+    assert any("censored" in n for n in fast_e["notes"])
+
+
+@pytest.mark.parametrize("n_seeds", [1, 2])
+def test_compute_few_seeds_falls_back(rng, n_seeds):
+    steps = np.arange(5) * 10.0
+    scratch = _curves(rng, n_seeds=n_seeds, n_evals=5)
+    out = mt.compute({"scratch": scratch, "ft": scratch + 1000}, steps, threshold=100, reps=REPS)
+    e = out["methods"]["ft"]
+    assert e["verdict"] == "inconclusive"  # by rule, despite a huge gap
+    assert any("fewer than 3 seeds" in n for n in out["notes"])
+    if n_seeds == 1:
+        assert e["metrics"]["auc"]["low"] is None and e["difference"]["auc"]["low"] is None
+        assert e["metrics"]["auc"]["iqm"] == pytest.approx(float(mt.auc(steps, scratch[0] + 1000)))
+    else:
+        assert e["difference"]["auc"]["low"] is not None
+    json.dumps(out, allow_nan=False)
+
+
+def test_compute_without_baseline(rng):
+    steps = np.arange(5) * 10.0
+    out = mt.compute({"finetune": _curves(rng, n_evals=5)}, steps, reps=REPS)
+    assert "verdict" not in out["methods"]["finetune"]
+    assert any("baseline" in n for n in out["notes"])
+
+
+def test_iqm_curve_band(rng):
+    r = _curves(rng, n_seeds=6, n_evals=4)
+    center, low, high = mt.iqm_curve(r, reps=REPS, seed=0)
+    assert center.shape == low.shape == high.shape == (4,)
+    assert np.all(low <= center) and np.all(center <= high)
+    one = mt.iqm_curve(r[:1])
+    np.testing.assert_array_equal(one[0], r[0])
