@@ -38,7 +38,7 @@ from gymnasium import spaces
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize, VecTransposeImage
 
 from rltransfer import envs as rl_envs
 from rltransfer.checkpoint import (
@@ -126,7 +126,7 @@ def build_agent(env: str, *, algo: str = "ppo", seed: int, knobs: Mapping[str, A
             env, algo, preset.model_dump(exclude_unset=True), overrides=overrides)
     else:
         p = resolve_preset(env, algo, preset, family=desc.get("family"),
-                           gym_id=desc.get("gym_id"), overrides=overrides)
+                           gym_id=desc.get("gym_id"), pixels=bool(pixels), overrides=overrides)
     norm = p.normalize_spec() if normalize is True else (normalize or None)
     venv = make_env(env, knobs, n_envs=p.n_envs, seed=seed, pixels=pixels, normalize=norm,
                     gamma=p.gamma)
@@ -151,9 +151,12 @@ def build_agent(env: str, *, algo: str = "ppo", seed: int, knobs: Mapping[str, A
 def make_eval_env(model: BaseAlgorithm) -> VecEnv:
     """An evaluation VecEnv built like the model's training env (normalization frozen)."""
     info = _info(model)
-    return make_env(info.env, info.knobs, n_envs=1, seed=info.seed + EVAL_SEED_OFFSET,
+    venv = make_env(info.env, info.knobs, n_envs=1, seed=info.seed + EVAL_SEED_OFFSET,
                     pixels=info.pixels, normalize=info.normalize, gamma=info.preset.gamma,
                     training=False)
+    if isinstance(model.get_env(), VecTransposeImage):  # as SB3 wraps the training env
+        venv = VecTransposeImage(venv)
+    return venv
 
 
 # --------------------------------------------------------------------------- verbs

@@ -19,7 +19,7 @@ from typing import Any
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 # Modules that contribute verbs: each exposes ``add_commands(subparsers)``.
-PLUGINS = ("rltransfer.experiment.cli", "rltransfer.ssl_cli")
+PLUGINS = ("rltransfer.experiment.cli",)
 
 
 class UserError(Exception):
@@ -141,6 +141,24 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain_encoder(args: argparse.Namespace) -> int:
+    from rltransfer.ssl import pretrain_encoder_cli
+
+    pixels = _json_arg(args.pixels, "--pixels") or {"size": 64}
+    out = pretrain_encoder_cli(
+        args.env, _knobs(args.knob), pixels=pixels, encoder=args.encoder,
+        encoder_kwargs=_json_arg(args.encoder_kwargs, "--encoder-kwargs"),
+        objective=args.objective, positive=args.positive, frames=args.frames, steps=args.steps,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, out=args.out,
+        tb_dir=args.tensorboard, progress_bar=not args.no_progress, overwrite=args.overwrite)
+    from rltransfer.checkpoint import load_checkpoint
+
+    card = load_checkpoint(out).card
+    print(f"encoder checkpoint: {out}\nloss: {card.get('first_loss', float('nan')):.3f} -> "
+          f"{card.get('final_loss', float('nan')):.3f}")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from rltransfer import envs
 
@@ -224,6 +242,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("pretrain-encoder", help="self-supervised vision encoder on source frames",
+                       description="Collect frames from the source env's pixel view with a "
+                                   "random policy, train an encoder self-supervised "
+                                   "(contrastive with random shifts, or inverse dynamics), and "
+                                   "write it as an encoder checkpoint. Loss goes to TensorBoard.")
+    _add_env_args(p)
+    p.add_argument("--encoder", default="nature_cnn",
+                   help="nature_cnn, small_cnn, impala_cnn, resnet18, ... (default nature_cnn)")
+    p.add_argument("--encoder-kwargs", metavar="JSON", default=None, help="encoder options")
+    p.add_argument("--objective", choices=["contrastive", "inverse_dynamics"],
+                   default="contrastive", help="self-supervised objective")
+    p.add_argument("--positive", choices=["same", "next"], default="same",
+                   help="contrastive positives: two shifts of one frame, or frame t and t+1")
+    p.add_argument("--frames", type=int, default=5000, help="frames to collect")
+    p.add_argument("--steps", type=int, default=2000, help="gradient steps")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    p.add_argument("--out", required=True, help="encoder checkpoint folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
+    p.add_argument("--seed", type=int, required=True, help="random seed (explicit, always)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--tensorboard", metavar="DIR", default=None, help="loss curve folder")
+    p.set_defaults(func=cmd_pretrain_encoder)
 
     p = sub.add_parser("inspect", help="verify a checkpoint and print its card",
                        description="Verify a checkpoint's hashes and print its card.")

@@ -100,12 +100,14 @@ class PolicySpec(_Strict):
         for key, value in self.model_dump(exclude_none=True).items():
             if key == "activation_fn":
                 out[key] = getattr(nn, ACTIVATIONS[value])
-            elif key == "features_extractor":
-                from rltransfer.encoders import get_encoder
-
-                out["features_extractor_class"] = get_encoder(value)
-            else:
+            elif key not in ("features_extractor", "features_extractor_kwargs"):
                 out[key] = value
+        if self.features_extractor:
+            from rltransfer.encoders import policy_kwargs
+
+            out.update(policy_kwargs(self.features_extractor, self.features_extractor_kwargs))
+        elif self.features_extractor_kwargs:
+            out["features_extractor_kwargs"] = self.features_extractor_kwargs
         return out
 
 
@@ -271,13 +273,18 @@ def load_presets(algo: str, path: str | os.PathLike | None = None) -> dict[str, 
 
 
 def get_preset(env: str, algo: str, *, family: str | None = None,
-               gym_id: str | None = None) -> Preset:
+               gym_id: str | None = None, pixels: bool = False) -> Preset:
     """The preset for ``env`` (a family name or Gymnasium id), falling back to ``default``.
 
     The lookup tries, in order: ``env`` itself, the family name, an entry whose ``match``
-    lists the Gymnasium id, then ``default``.
+    lists the Gymnasium id, then ``default``. For a pixel view (``pixels=True``) it tries
+    ``<env>-pixels`` and ``<family>-pixels`` first and falls back to ``pixels``.
     """
     presets = load_presets(algo)
+    if pixels:
+        for key in (f"{env}-pixels", f"{family}-pixels", "pixels"):
+            if key in presets:
+                return presets[key]
     for key in (env, family, env.lower() if env else None):
         if key and key in presets:
             return presets[key]
@@ -292,7 +299,7 @@ def get_preset(env: str, algo: str, *, family: str | None = None,
 
 def resolve_preset(env: str, algo: str, preset: str | os.PathLike | Mapping[str, Any] | None,
                    *, family: str | None = None, gym_id: str | None = None,
-                   overrides: Mapping[str, Any] | None = None) -> Preset:
+                   pixels: bool = False, overrides: Mapping[str, Any] | None = None) -> Preset:
     """A preset from a name, a YAML file, a mapping, or None (the env's own), plus overrides.
 
     ``overrides`` (for example ``{"n_envs": 1}`` or ``{"policy_kwargs": {"net_arch": [32]}}``)
@@ -300,7 +307,7 @@ def resolve_preset(env: str, algo: str, preset: str | os.PathLike | Mapping[str,
     """
     algo = check_algo(algo)
     if preset is None:
-        base = get_preset(env, algo, family=family, gym_id=gym_id)
+        base = get_preset(env, algo, family=family, gym_id=gym_id, pixels=pixels)
     elif isinstance(preset, Mapping):
         base = parse_preset(preset, algo, where="preset")
     elif Path(preset).suffix in (".yaml", ".yml") and Path(preset).is_file():
