@@ -138,6 +138,8 @@ def build_agent(env: str, *, algo: str = "ppo", seed: int, knobs: Mapping[str, A
         tensorboard_log=str(tensorboard_log) if tensorboard_log else None,
         policy_kwargs=p.policy_kwargs.to_kwargs(), **p.hyperparams(),
     )
+    if p.augment_shift:
+        install_random_shift(model, p.augment_shift)
     norm_card = None
     if isinstance(venv, VecNormalize):
         spec = _norm_spec(norm)
@@ -146,6 +148,28 @@ def build_agent(env: str, *, algo: str = "ppo", seed: int, knobs: Mapping[str, A
     model.rltransfer = AgentInfo(env=env, knobs=knobs, pixels=dict(pixels) if pixels else None,
                                  algo=algo, preset=p, seed=seed, normalize=norm_card)
     return model
+
+
+def install_random_shift(model: BaseAlgorithm, pad: int) -> int:
+    """DrQ-style augmentation: randomly shift the images every features extractor sees while
+    the policy is in training mode (SB3's gradient updates), never in rollouts or evaluation.
+
+    Installed as forward pre-hooks, so parameter names and checkpoints are unchanged.
+    Returns the number of extractors hooked.
+    """
+    from rltransfer.encoders import random_shift
+
+    def hook(module: torch.nn.Module, args: tuple) -> tuple | None:
+        if module.training and args and args[0].dim() == 4:
+            return (random_shift(args[0], pad), *args[1:])
+        return None
+
+    seen = set()
+    for name, module in model.policy.named_modules():
+        if name.endswith("features_extractor") and id(module) not in seen:
+            seen.add(id(module))
+            module.register_forward_pre_hook(hook)
+    return len(seen)
 
 
 def make_eval_env(model: BaseAlgorithm) -> VecEnv:

@@ -133,6 +133,9 @@ class _Common(_Strict):
     gamma: float = Field(default=0.99, gt=0, le=1)
     use_sde: bool = False
     sde_sample_freq: int = -1
+    augment_shift: int | None = Field(default=None, ge=1)
+    """Pixel policies: DrQ-style random shift (pad in pixels) of the observations the
+    encoder sees during gradient updates; rollouts and evaluation see them unshifted."""
 
     _check_lr = field_validator("learning_rate")(_check_schedule)
 
@@ -144,7 +147,8 @@ class _Common(_Strict):
 
     def hyperparams(self) -> dict[str, Any]:
         """Keyword arguments for the SB3 algorithm constructor (schedules resolved)."""
-        skip = {"source", "match", "policy", "n_envs", "normalize", "policy_kwargs", "algo"}
+        skip = {"source", "match", "policy", "n_envs", "normalize", "policy_kwargs", "algo",
+                "augment_shift"}
         out = {}
         for key, value in self.model_dump().items():
             if key in skip:

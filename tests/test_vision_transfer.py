@@ -73,3 +73,17 @@ def test_mlp_checkpoint_has_no_encoder_to_extract(tmp_path):
                        eval_episodes=1, progress_bar=False)
     with pytest.raises(rlt.CheckpointError, match="has no weights"):
         rlt.extract_encoder(src, tmp_path / "e")
+
+
+def test_random_shift_augmentation_only_in_training_mode():
+    model = rlt.build_agent("cartpole", pixels=PIX, algo="ppo", seed=0,
+                            overrides={**PPO_PIX, "augment_shift": 4})
+    obs = torch.as_tensor(model.get_env().reset()).float()
+    ext = model.policy.features_extractor
+    model.policy.set_training_mode(False)
+    a, b = ext(obs), ext(obs)
+    assert torch.equal(a, b)
+    model.policy.set_training_mode(True)
+    c = ext(obs)
+    assert not torch.equal(a, c)
+    model.learn(256)  # trains with the hook in place
