@@ -132,11 +132,15 @@ class Frozen:
     ``unfreeze_at``: environment step at which the frozen weights start training.
     ``lr_scale``: instead of freezing, train the moved weights at this fraction of the
     learning rate (0 < lr_scale < 1).
+    ``cache``: when a whole features extractor is frozen for good (no ``unfreeze_at``), its
+    output for an observation is computed once and reused (PPO's epochs revisit every
+    rollout observation), see :class:`FeatureCache`.
     """
 
     roles: tuple[str, ...] = ("encoder",)
     unfreeze_at: int | None = None
     lr_scale: float | None = None
+    cache: bool = True
     name = "frozen"
     moves_weights = True
 
@@ -173,6 +177,10 @@ class Frozen:
         if self.unfreeze_at is not None:
             _install_unfreeze(model, list(params.values()), self.unfreeze_at)
             log.notes.append(f"frozen tensors unfreeze at step {self.unfreeze_at}")
+        elif self.cache:
+            cached = _cache_frozen_extractors(model)
+            if cached:
+                log.notes.append(f"features of {cached} frozen extractor(s) are cached")
         return log
 
 
@@ -348,6 +356,52 @@ def freeze(model: Any, names: Iterable[str]) -> None:
             own = list(module.parameters(recurse=False))
             if own and all(id(p) in frozen_ids for p in own):
                 module.register_forward_pre_hook(_eval_mode_hook)
+
+
+class FeatureCache:
+    """Memoizes a frozen features extractor: one forward per distinct observation.
+
+    Installed as the extractor instance's ``forward`` (its class, parameters and state-dict
+    names stay as they are). Rows are keyed by their bytes; past ``max_items`` the oldest
+    entries go first, so memory stays bounded. Valid only while the extractor's weights
+    cannot change, which is why only ``frozen`` without ``unfreeze_at`` installs it.
+    """
+
+    def __init__(self, forward: Any, max_items: int = 65536) -> None:
+        self.forward = forward
+        self.max_items = int(max_items)
+        self.store: dict[bytes, torch.Tensor] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.detach().reshape(x.shape[0], -1).contiguous().cpu().numpy()
+        keys = [row.tobytes() for row in flat]
+        missing = [i for i, k in enumerate(keys) if k not in self.store]
+        if missing:
+            with torch.no_grad():
+                out = self.forward(x[missing])
+            for j, i in enumerate(missing):
+                self.store[keys[i]] = out[j]
+            while len(self.store) > self.max_items:
+                self.store.pop(next(iter(self.store)))
+        self.misses += len(missing)
+        self.hits += len(keys) - len(missing)
+        return torch.stack([self.store[k] for k in keys])
+
+
+def _cache_frozen_extractors(model: Any) -> int:
+    done = 0
+    seen = set()
+    for name, module in model.policy.named_modules():
+        if not name.endswith("features_extractor") or id(module) in seen:
+            continue
+        seen.add(id(module))
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            module.forward = FeatureCache(module.forward)
+            done += 1
+    return done
 
 
 def _eval_mode_hook(module: torch.nn.Module, args: Any) -> None:

@@ -87,3 +87,23 @@ def test_random_shift_augmentation_only_in_training_mode():
     c = ext(obs)
     assert not torch.equal(a, c)
     model.learn(256)  # trains with the hook in place
+
+
+def test_frozen_encoder_features_are_cached_and_identical(pixel_source):
+    from rltransfer.methods import FeatureCache
+
+    model = rlt.transfer(pixel_source, "cartpole", pixels=PIX, method="frozen", seed=1,
+                         overrides=PPO_PIX)
+    ext = model.policy.features_extractor
+    assert isinstance(ext.forward, FeatureCache)
+    obs = torch.rand(5, *model.observation_space.shape)
+    first = ext(obs)
+    plain = type(ext).forward(ext, obs)
+    torch.testing.assert_close(first, plain)
+    assert torch.equal(ext(obs), first) and ext.forward.hits == 5
+    model.learn(256)
+    assert ext.forward.hits > 0
+    # with unfreeze_at nothing is cached: the weights will change
+    later = rlt.transfer(pixel_source, "cartpole", pixels=PIX, seed=1, overrides=PPO_PIX,
+                         method={"frozen": {"unfreeze_at": 100}})
+    assert not isinstance(later.policy.features_extractor.forward, FeatureCache)
