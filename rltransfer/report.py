@@ -526,7 +526,7 @@ def _render_markdown(res: Results, doc: Mapping[str, Any]) -> str:
             f"Interquartile mean (IQM) over seeds with {level:.0%} stratified bootstrap CI "
             f"({m['ci']['reps']} resamples, seed {m['ci']['seed']}); AUC is the mean return "
             f"over training; time to threshold is censored at {_fmt(m['budget'])} steps. "
-            "Definitions: docs/metrics.md.",
+            "Definitions: README, section Metrics.",
             "",
             "| method | seeds | jumpstart | final return | AUC | time to threshold "
             "| transfer ratio | P(improvement) | verdict |",

@@ -1,0 +1,207 @@
+"""Backends: where runs execute. The same :func:`rltransfer.experiment.runner.execute` runs
+everywhere and writes the same files; a backend only decides which process calls it.
+
+- ``local`` (default): a process pool (``spawn`` start method, ``workers`` processes, one
+  torch thread each). ``workers=0`` runs everything in the calling process, one run after
+  another (for debugging).
+- ``ray``: each run is a Ray task with ``num_cpus=1`` on an existing cluster
+  (``ray_address``) or on a local Ray started with ``num_cpus=workers``. Results go to the
+  paths in the plan, so every Ray node must see the output folder (a shared filesystem).
+
+A backend is three calls: ``submit(spec) -> handle``, ``wait(handles, timeout) -> done``,
+``result(handle) -> dict``; and ``close()``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Iterable
+from typing import Any
+
+from rltransfer.experiment.plan import RunSpec
+from rltransfer.experiment.runner import execute
+
+__all__ = ["BACKENDS", "Backend", "InlineBackend", "LocalBackend", "RayBackend",
+           "make_backend"]
+
+BACKENDS = ("local", "ray")
+
+
+def _init_worker() -> None:
+    """Pool initializer: one thread for torch and the BLAS libraries it calls."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import torch
+
+    torch.set_num_threads(1)
+    _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the process that started it dies (a ``kill -9`` of the driver).
+
+    Otherwise an orphaned worker would go on writing into a run folder that the next
+    invocation deletes and redoes.
+    """
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="rltransfer-parent-watch", daemon=True).start()
+
+
+class Backend:
+    """The interface; see the module docstring."""
+
+    name = "backend"
+    workers = 1
+
+    def submit(self, spec: RunSpec) -> Any:
+        raise NotImplementedError
+
+    def wait(self, handles: Iterable[Any], timeout: float) -> list[Any]:
+        raise NotImplementedError
+
+    def result(self, handle: Any, spec: RunSpec) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def close(self, cancel: bool = False) -> None:
+        pass
+
+
+class _Done:
+    """A finished in-process 'future'."""
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        self.value = value
+
+
+class InlineBackend(Backend):
+    """Runs each run in the calling process when it is submitted (``workers=0``)."""
+
+    name = "inline"
+    workers = 1
+
+    def submit(self, spec: RunSpec) -> _Done:
+        return _Done(execute(spec))
+
+    def wait(self, handles: Iterable[Any], timeout: float) -> list[Any]:
+        return list(handles)
+
+    def result(self, handle: _Done, spec: RunSpec) -> dict[str, Any]:
+        return handle.value
+
+
+class LocalBackend(Backend):
+    """A pool of ``workers`` spawned processes."""
+
+    name = "local"
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool = cf.ProcessPoolExecutor(max_workers=workers,
+                                           mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_init_worker)
+
+    def submit(self, spec: RunSpec) -> cf.Future:
+        return self.pool.submit(execute, spec)
+
+    def wait(self, handles: Iterable[Any], timeout: float) -> list[Any]:
+        done, _ = cf.wait(list(handles), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        return list(done)
+
+    def result(self, handle: cf.Future, spec: RunSpec) -> dict[str, Any]:
+        try:
+            return handle.result()
+        except Exception as exc:  # the worker process died (killed, out of memory...)
+            return _crashed(spec, exc)
+
+    def close(self, cancel: bool = False) -> None:
+        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+
+
+class RayBackend(Backend):
+    """Ray tasks (``num_cpus=1``) on an existing cluster or a local Ray."""
+
+    name = "ray"
+
+    def __init__(self, workers: int, address: str | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ValueError("backend 'ray' needs Ray: pip install 'rltransfer[ray]'") from None
+        self.ray = ray
+        self.owned = False
+        if not ray.is_initialized():
+            env_vars = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            if address:
+                ray.init(address=address, runtime_env={"env_vars": env_vars},
+                         log_to_driver=False)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                         runtime_env={"env_vars": env_vars})
+            self.owned = True
+        self.workers = int(ray.cluster_resources().get("CPU", workers))
+        self.task = ray.remote(num_cpus=1, max_retries=0)(execute)
+
+    def submit(self, spec: RunSpec) -> Any:
+        return self.task.remote(spec)
+
+    def wait(self, handles: Iterable[Any], timeout: float) -> list[Any]:
+        handles = list(handles)
+        if not handles:
+            return []
+        done, _ = self.ray.wait(handles, num_returns=1, timeout=timeout)
+        # collect every other finished one too
+        more, _ = self.ray.wait([h for h in handles if h not in done],
+                                num_returns=len(handles) - len(done), timeout=0)
+        return list(done) + list(more)
+
+    def result(self, handle: Any, spec: RunSpec) -> dict[str, Any]:
+        try:
+            return self.ray.get(handle)
+        except Exception as exc:  # the task's worker died
+            return _crashed(spec, exc)
+
+    def close(self, cancel: bool = False) -> None:
+        if self.owned:
+            self.ray.shutdown()
+
+
+def make_backend(name: str, workers: int | None, address: str | None = None) -> Backend:
+    """A backend by name; ``workers`` defaults to the CPU count (0: in-process)."""
+    if name not in BACKENDS:
+        raise ValueError(f"backend {name!r} is unknown; choose from {list(BACKENDS)}")
+    if workers is not None and workers < 0:
+        raise ValueError(f"workers={workers!r}: must be >= 0 (0 runs in-process)")
+    n = (os.cpu_count() or 1) if workers is None else workers
+    if name == "ray":
+        return RayBackend(max(n, 1), address)
+    if address:
+        raise ValueError("--ray-address is only for --backend ray")
+    return InlineBackend() if n == 0 else LocalBackend(n)
+
+
+def _crashed(spec: RunSpec, exc: BaseException) -> dict[str, Any]:
+    from pathlib import Path
+
+    from rltransfer.experiment.runner import ERROR, write_text_atomic
+
+    tb = "".join(traceback.format_exception(exc))
+    text = f"the process running this run died: {type(exc).__name__}: {exc}\n\n{tb}"
+    with contextlib.suppress(OSError):
+        write_text_atomic(Path(spec.run_dir) / ERROR, text)
+    return {"run_id": spec.run_id, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+            "traceback": text}

@@ -1,0 +1,121 @@
+"""Verbs of the experiment harness: ``run``, ``report`` and ``demo``.
+
+:func:`add_commands` registers them on the ``rltransfer`` parser (see :mod:`rltransfer.cli`).
+Each verb's function returns the exit code: ``run`` and ``demo`` exit 1 when a run failed,
+naming it; bad input raises :class:`ValueError` subclasses, which the main entry point prints
+without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+__all__ = ["DEMO_FILE", "add_commands", "cmd_demo", "cmd_report", "cmd_run"]
+
+DEMO_FILE = Path(__file__).resolve().parents[2] / "experiments" / "cartpole_demo.yaml"
+
+
+def _add_run_args(p: argparse.ArgumentParser, *, workers_help: str) -> None:
+    p.add_argument("--workers", type=int, default=None, help=workers_help)
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local: a process pool (default); ray: Ray tasks on --ray-address or "
+                        "a local Ray with --workers CPUs")
+    p.add_argument("--ray-address", default=None,
+                   help="address of an existing Ray cluster (e.g. auto, ray://host:10001)")
+    p.add_argument("--cache", default=None,
+                   help="folder of cached source pretraining runs (default: $RLTRANSFER_CACHE "
+                        "or OUT/../.sources)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress display")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``run``, ``report`` and ``demo`` on the subparsers of the main parser."""
+    p = sub.add_parser(
+        "run", help="run an experiment file: every method x seed vs scratch, then the report",
+        description="Run an experiment (experiments/*.yaml): pretrain the source (cached by "
+                    "content), train every method x seed on the target, evaluating on "
+                    "schedule, then write report.md, curves.png and metrics.json. A rerun "
+                    "skips finished runs; a failed run is recorded and the others go on.")
+    p.add_argument("file", help="experiment YAML file")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: results/<experiment name>)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="run seeds 0..K-1 instead of the file's seeds (quick looks)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="target training steps instead of the file's (quick looks)")
+    _add_run_args(p, workers_help="parallel runs (default: CPU count; 0: in this process)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="rebuild the report of an experiment output folder",
+                       description="Rebuild report.md, curves.png, metrics.json and the "
+                                   "TensorBoard aggregates from an experiment's result files "
+                                   "(works while it runs, and on a copied folder).")
+    p.add_argument("dir", help="experiment output folder (holding experiment.json)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("demo", help="the CartPole demo experiment (a few minutes on 2 cores)",
+                       description="Run experiments/cartpole_demo.yaml: pretrain on CartPole, "
+                                   "transfer to a long, heavy pole with scratch, finetune and "
+                                   "partial[actor] over 3 seeds, print the table.")
+    p.add_argument("--out", default="results/demo", help="output folder (default results/demo)")
+    _add_run_args(p, workers_help="parallel runs (default: CPU count)")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rltransfer.experiment.config import load_experiment
+
+    exp = load_experiment(args.file, seeds=args.seeds, steps=args.steps)
+    out = args.out or os.path.join("results", exp.name)
+    return _run(exp, out, args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rltransfer.experiment.config import load_experiment
+
+    if not DEMO_FILE.is_file():
+        raise FileNotFoundError(f"the demo experiment {DEMO_FILE} is missing (a source "
+                                "checkout has it; run `rltransfer run FILE` with your own)")
+    return _run(load_experiment(DEMO_FILE), args.out, args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import json
+
+    from rltransfer.report import build_report, table
+
+    paths = build_report(args.dir)
+    doc = json.loads(Path(paths.metrics_json).read_text())
+    if doc.get("metrics"):
+        print(table(doc["metrics"]))
+    else:
+        print("no finished transfer run yet: no metrics")
+    print(f"\nreport: {paths.report_md}\nplots: {paths.curves_png}\n"
+          f"metrics: {paths.metrics_json}\n"
+          f"TensorBoard: tensorboard --logdir {Path(args.dir).resolve() / 'tb'}")
+    failed = [r for r in doc.get("runs", []) if r.get("status") == "failed"]
+    return 1 if failed else 0
+
+
+def _run(exp, out: str, args: argparse.Namespace) -> int:
+    from rltransfer.experiment.driver import run
+
+    result = run(exp, out=out, workers=args.workers, backend=args.backend,
+                 ray_address=args.ray_address, cache=args.cache,
+                 progress=not args.no_progress)
+    print(f"\n{exp.name}: {result.executed} runs executed, {result.skipped} already finished "
+          f"(skipped), in {result.wall_time:.0f} s\n")
+    print(result.table())
+    if result.report is not None:
+        print(f"\nreport: {result.report.report_md}")
+    elif result.report_error:
+        print(f"\nreport not built: {result.report_error}")
+    print(f"TensorBoard: {result.tensorboard_command()}")
+    if result.failed:
+        print(f"\n{len(result.failed)} run(s) FAILED (tracebacks in runs/<id>/error.txt):")
+        for f in result.failed:
+            print(f"  {f}")
+        return 1
+    return 0

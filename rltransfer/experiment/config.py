@@ -1,0 +1,434 @@
+"""Experiment files: the YAML schema, its validation, and the resolved :class:`Experiment`.
+
+An experiment file names a transfer task (a catalogue ``pair``, or an explicit ``source`` and
+``target``), an algorithm, the methods to compare (``scratch``, the control, is always
+included), the seeds, the step budget, the evaluation schedule and the return threshold::
+
+    pair: cartpole/long-heavy-pole
+    algo: ppo
+    methods: [scratch, finetune, {partial: {roles: [actor]}}]
+    seeds: 5
+    steps: 50000
+    eval: {every: 2000, episodes: 10}
+    threshold: 475
+
+The file is read with ``yaml.safe_load`` (data only) and validated with pydantic
+(``extra="forbid"``); every error names the file, the field, the value and what is accepted.
+Method names and options are checked by :func:`rltransfer.methods.get_method`, env names
+and knobs by :func:`rltransfer.envs.describe`, hyperparameters by the preset schema.
+
+Example:
+    >>> exp = load_experiment("experiments/cartpole_demo.yaml", seeds=2)   # doctest: +SKIP
+    >>> exp.method_labels, exp.seeds                                       # doctest: +SKIP
+    (['scratch', 'finetune', 'partial[actor]'], [0, 1])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+__all__ = [
+    "EvalSchedule",
+    "Experiment",
+    "ExperimentConfig",
+    "ExperimentError",
+    "MemberSpec",
+    "load_experiment",
+    "resolve_experiment",
+]
+
+DEFAULT_SEEDS = 5
+DEFAULT_EVAL_EPISODES = 10
+DEFAULT_EVAL_POINTS = 20
+"""Without ``eval.every``, the target is evaluated this many times over ``steps`` (plus step 0)."""
+SOURCE_EVAL_POINTS = 10
+SOURCE_EVAL_EPISODES = 5
+"""The source pretraining is evaluated ``SOURCE_EVAL_POINTS`` times over ``SOURCE_EVAL_EPISODES``
+episodes: a fixed schedule, so experiments that share a source share its cached run."""
+
+
+class ExperimentError(ValueError):
+    """An experiment file or configuration that cannot be run as written."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MemberSpec(_Strict):
+    """One side of the task: an env family or Gymnasium id, knob values, an optional pixel view."""
+
+    env: str
+    """Env family name (see ``rltransfer list``) or a plain Gymnasium id such as CartPole-v1."""
+    knobs: dict[str, Any] = Field(default_factory=dict)
+    """Knob values that differ from the family's defaults (constructor keywords for plain ids)."""
+    pixels: dict[str, Any] | None = None
+    """Pixel view, e.g. ``{size: 64, grayscale: true, frame_stack: 4}``; absent: state obs."""
+
+
+class EvalSchedule(_Strict):
+    """When and how long the target agent is evaluated during training."""
+
+    every: int | None = Field(default=None, gt=0)
+    """Environment steps between evaluations (default: ``steps / 20``). Step 0 is always
+    evaluated (the jumpstart)."""
+    episodes: int = Field(default=DEFAULT_EVAL_EPISODES, gt=0)
+    """Deterministic evaluation episodes per point (default 10)."""
+
+
+MethodSpec = str | dict[str, Any]
+
+
+class ExperimentConfig(_Strict):
+    """The experiment file, as written (before defaults from the pair are filled in)."""
+
+    name: str | None = None
+    """Experiment name (default: the file name without ``.yaml``)."""
+    description: str = ""
+    """Free text, copied into experiment.json and the report."""
+    pair: str | None = None
+    """A source→target pair from the env catalogue (``rltransfer list``), e.g.
+    ``cartpole/long-heavy-pole``. Give either ``pair`` or both ``source`` and ``target``."""
+    source: MemberSpec | None = None
+    """The env the source agent is pretrained on (instead of ``pair``)."""
+    target: MemberSpec | None = None
+    """The env every method trains on (instead of ``pair``)."""
+    algo: Literal["ppo", "sac"] = "ppo"
+    """The algorithm: ``ppo`` or ``sac``; source and target use the same."""
+    preset: str | dict[str, Any] | None = None
+    """Hyperparameter preset: a name from ``agents/<algo>.yaml``, a YAML file, or a mapping
+    (default: the target env's preset; the source uses the source env's)."""
+    overrides: dict[str, Any] | None = None
+    """Hyperparameters merged into the preset for every run, e.g. ``{n_envs: 4}``."""
+    methods: list[MethodSpec] = Field(default_factory=lambda: ["scratch", "finetune"])
+    """Methods to compare: names (``finetune``) or ``{name: {options}}`` (``{partial: {roles:
+    [actor]}}``). ``scratch`` is added first if missing: it is the baseline."""
+    seeds: int | list[int] = DEFAULT_SEEDS
+    """Number of seeds (``5`` runs seeds 0..4) or an explicit list of seeds."""
+    steps: int | None = Field(default=None, gt=0)
+    """Target training steps per run (default: the pair's budget)."""
+    eval: EvalSchedule = Field(default_factory=EvalSchedule)
+    """Evaluation schedule ``{every, episodes}``."""
+    threshold: float | None = None
+    """Return that counts as solved, for time-to-threshold (default: the pair's)."""
+    source_steps: int | None = Field(default=None, ge=0)
+    """Pretraining steps of the source agent (default: ``steps``)."""
+    source_seed: int = Field(default=0, ge=0)
+    """Seed of the source pretraining (one source agent serves every target seed)."""
+    on_mismatch: Literal["error", "reinit"] = "error"
+    """When source and target shapes differ: stop (``error``) or re-initialize what differs."""
+
+    @field_validator("seeds")
+    @classmethod
+    def _check_seeds(cls, value: int | list[int]) -> int | list[int]:
+        if isinstance(value, int):
+            if value < 1:
+                raise ValueError("must be >= 1 (a number of seeds) or a list of seeds")
+            return value
+        if not value:
+            raise ValueError("the list of seeds is empty")
+        if any(s < 0 for s in value):
+            raise ValueError("seeds must be >= 0")
+        if len(set(value)) != len(value):
+            raise ValueError("seeds must be distinct")
+        return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """A resolved env member (the same fields as :class:`MemberSpec`)."""
+
+    env: str
+    knobs: dict[str, Any]
+    pixels: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"env": self.env, "knobs": dict(self.knobs), "pixels": self.pixels}
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A validated experiment with every default filled in: what the planner expands."""
+
+    name: str
+    description: str
+    pair: str | None
+    source: Member
+    target: Member
+    algo: str
+    preset: str | dict[str, Any] | None
+    overrides: dict[str, Any] | None
+    methods: list[MethodSpec]
+    """Normalized method specs, ``scratch`` first."""
+    method_labels: list[str]
+    seeds: list[int]
+    steps: int
+    eval_every: int
+    eval_episodes: int
+    threshold: float | None
+    source_steps: int
+    source_seed: int
+    on_mismatch: str
+    path: Path | None = None
+
+    @property
+    def needs_source(self) -> bool:
+        """Whether any method moves weights (so the source must be pretrained)."""
+        from rltransfer.methods import get_method
+
+        return any(get_method(m).moves_weights for m in self.methods)
+
+    def config_json(self) -> dict[str, Any]:
+        """The full validated configuration, JSON-able (for experiment.json and the report)."""
+        return {
+            "name": self.name, "description": self.description, "pair": self.pair,
+            "source": self.source.to_json(), "target": self.target.to_json(),
+            "algo": self.algo, "preset": self.preset, "overrides": self.overrides,
+            "methods": self.methods, "seeds": self.seeds, "steps": self.steps,
+            "eval": {"every": self.eval_every, "episodes": self.eval_episodes},
+            "threshold": self.threshold, "source_steps": self.source_steps,
+            "source_seed": self.source_seed, "on_mismatch": self.on_mismatch,
+        }
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_experiment(path: str | os.PathLike, *, seeds: int | None = None,
+                    steps: int | None = None) -> Experiment:
+    """Read, validate and resolve an experiment file.
+
+    Args:
+        path: the YAML file.
+        seeds: override the file's seeds with seeds ``0..seeds-1`` (for quick looks).
+        steps: override the file's target ``steps`` (for quick looks).
+
+    Raises:
+        ExperimentError: naming the file, the field, the value and what is accepted.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ExperimentError(f"experiment file {str(path)!r} not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ExperimentError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise ExperimentError(f"{path}: expected a mapping of fields (pair, algo, methods, "
+                              f"seeds, steps, eval, threshold...), got {type(data).__name__}")
+    data = dict(data)
+    data.setdefault("name", path.stem)
+    return resolve_experiment(data, where=str(path), seeds=seeds, steps=steps, path=path)
+
+
+def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str = "experiment",
+                       seeds: int | None = None, steps: int | None = None,
+                       path: Path | None = None) -> Experiment:
+    """Validate a configuration mapping (or an :class:`ExperimentConfig`) and fill defaults."""
+    if isinstance(data, ExperimentConfig):
+        cfg = data
+    else:
+        try:
+            cfg = ExperimentConfig.model_validate(dict(data))
+        except ValidationError as exc:
+            raise ExperimentError(_format_errors(exc, where)) from None
+
+    def fail(field: str, msg: str) -> ExperimentError:
+        return ExperimentError(f"{where}: {field}: {msg}")
+
+    # --- the task: a pair or source + target
+    pair_obj = None
+    if cfg.pair is not None:
+        if cfg.source is not None or cfg.target is not None:
+            raise fail("pair", "give either 'pair' or both 'source' and 'target', not both")
+        from rltransfer import envs
+
+        try:
+            pair_obj = envs.get_pair(cfg.pair)
+        except ValueError as exc:
+            raise fail("pair", f"{cfg.pair!r}: {exc}") from None
+        source = Member(pair_obj.source.env, dict(pair_obj.source.knobs), pair_obj.source.pixels)
+        target = Member(pair_obj.target.env, dict(pair_obj.target.knobs), pair_obj.target.pixels)
+    else:
+        if cfg.source is None or cfg.target is None:
+            missing = "source" if cfg.source is None else "target"
+            raise fail(missing, "missing: give 'pair' (see `rltransfer list`) or both "
+                                "'source' and 'target' ({env, knobs, pixels})")
+        source = Member(cfg.source.env, dict(cfg.source.knobs), cfg.source.pixels)
+        target = Member(cfg.target.env, dict(cfg.target.knobs), cfg.target.pixels)
+    for field, member in (("source", source), ("target", target)):
+        _check_member(member, f"{where}: {field}")
+
+    # --- budget, evaluation, threshold
+    if steps is not None:
+        if not isinstance(steps, int) or steps <= 0:
+            raise ExperimentError(f"--steps {steps!r}: must be a positive number of steps")
+        n_steps = steps
+    elif cfg.steps is not None:
+        n_steps = cfg.steps
+    elif pair_obj is not None:
+        n_steps = int(pair_obj.budget)
+    else:
+        raise fail("steps", "missing: give the target training steps (no pair to take a "
+                            "budget from)")
+    every = cfg.eval.every or max(n_steps // DEFAULT_EVAL_POINTS, 1)
+    if every > n_steps:
+        raise fail("eval.every", f"{every} is more than steps={n_steps}: the curve would have "
+                                 "only its step-0 point; lower eval.every"
+                                 + (" (or raise --steps)" if steps is not None else ""))
+    threshold = cfg.threshold
+    if threshold is None and pair_obj is not None:
+        threshold = float(pair_obj.threshold)
+    source_steps = cfg.source_steps if cfg.source_steps is not None else n_steps
+
+    # --- seeds
+    if seeds is not None:
+        if not isinstance(seeds, int) or seeds < 1:
+            raise ExperimentError(f"--seeds {seeds!r}: must be a number of seeds >= 1")
+        seed_list = list(range(seeds))
+    elif isinstance(cfg.seeds, int):
+        seed_list = list(range(cfg.seeds))
+    else:
+        seed_list = list(cfg.seeds)
+
+    # --- methods
+    methods, labels = _check_methods(cfg.methods, where)
+
+    # --- hyperparameters: resolve now so mistakes surface before anything runs
+    from rltransfer.presets import PresetError
+
+    for field, member in (("target", target), ("source", source)):
+        try:
+            resolved_preset(member, cfg.algo, cfg.preset, cfg.overrides)
+        except (PresetError, ValueError) as exc:
+            name = "overrides" if cfg.overrides else "preset"
+            raise fail(name, f"(for the {field} env {member.env!r}) {exc}") from None
+
+    return Experiment(
+        name=str(cfg.name or (path.stem if path else "experiment")),
+        description=cfg.description, pair=cfg.pair, source=source, target=target,
+        algo=cfg.algo, preset=cfg.preset, overrides=dict(cfg.overrides or {}) or None,
+        methods=methods, method_labels=labels, seeds=seed_list, steps=n_steps,
+        eval_every=int(every), eval_episodes=cfg.eval.episodes, threshold=threshold,
+        source_steps=int(source_steps), source_seed=cfg.source_seed,
+        on_mismatch=cfg.on_mismatch, path=path,
+    )
+
+
+def resolved_preset(member: Member, algo: str, preset: Any, overrides: Any) -> dict[str, Any]:
+    """The full preset (with overrides) a run on ``member`` uses, as JSON-able data."""
+    from rltransfer import envs
+    from rltransfer.presets import resolve_preset
+
+    desc = envs.describe(member.env, member.knobs, **_pix(member.pixels))
+    p = resolve_preset(member.env, algo, preset, family=desc.get("family"),
+                       gym_id=desc.get("gym_id"), overrides=overrides)
+    return p.model_dump(mode="json")
+
+
+def _check_member(member: Member, where: str) -> None:
+    from rltransfer import envs
+
+    try:
+        envs.describe(member.env, member.knobs, **_pix(member.pixels))
+    except ValueError as exc:
+        raise ExperimentError(f"{where}: {exc}") from None
+
+
+def _check_methods(specs: list[Any], where: str) -> tuple[list[MethodSpec], list[str]]:
+    from rltransfer.methods import get_method
+
+    methods: list[MethodSpec] = []
+    labels: list[str] = []
+    for i, spec in enumerate(specs):
+        try:
+            m = get_method(spec)
+        except (ValueError, TypeError) as exc:
+            raise ExperimentError(f"{where}: methods[{i}]: {spec!r}: {exc}") from None
+        if m.label in labels:
+            raise ExperimentError(f"{where}: methods[{i}]: {spec!r} duplicates method "
+                                  f"{m.label!r}; each method appears once")
+        methods.append(method_spec_json(m))
+        labels.append(m.label)
+    if "scratch" not in labels:
+        methods.insert(0, "scratch")
+        labels.insert(0, "scratch")
+    elif labels[0] != "scratch":
+        i = labels.index("scratch")
+        methods.insert(0, methods.pop(i))
+        labels.insert(0, labels.pop(i))
+    return methods, labels
+
+
+def method_spec_json(method: Any) -> MethodSpec:
+    """A method object as its canonical spec: ``name`` or ``{name: {options}}`` (JSON-able)."""
+    opts = {}
+    if dataclasses.is_dataclass(method):
+        for f in dataclasses.fields(method):
+            value = getattr(method, f.name)
+            if value != f.default:
+                opts[f.name] = list(value) if isinstance(value, tuple) else value
+    return {method.name: opts} if opts else method.name
+
+
+def _format_errors(exc: ValidationError, where: str) -> str:
+    lines = [f"{where}: invalid experiment file"]
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if not _is_union_tag(p)]
+        field = ".".join(str(p) for p in loc) or "(root)"
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed(loc[:-1])
+            import difflib
+
+            hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            msg = f"{field}: unknown field" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            if allowed:
+                msg += f"; accepted fields: {', '.join(allowed)}"
+        elif err["type"] == "missing":
+            msg = f"{field}: required field missing"
+        else:
+            msg = f"{field}: value {err.get('input')!r}: {err['msg']}"
+            accepted = _accepted(err)
+            if accepted:
+                msg += f"; accepted: {accepted}"
+        lines.append(f"  - {msg}")
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic puts the union member's type in the location ("int", "list[int]", ...)
+    return isinstance(part, str) and ("[" in part or part in ("int", "str", "float", "bool"))
+
+
+def _allowed(loc: list[Any]) -> list[str]:
+    model: type[BaseModel] = ExperimentConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        sub = next((a for a in getattr(ann, "__args__", (ann,))
+                    if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if sub is None:
+            return []
+        model = sub
+    return sorted(model.model_fields)
+
+
+def _accepted(err: Mapping[str, Any]) -> str:
+    ctx = err.get("ctx") or {}
+    if "expected" in ctx:
+        return str(ctx["expected"])
+    for key, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+        if key in ctx:
+            return f"a number {sign} {ctx[key]}"
+    return ""
+
+
+def _pix(pixels: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {"pixels": dict(pixels)} if pixels else {}

@@ -1,0 +1,357 @@
+"""Running an experiment: plan, skip what is finished, schedule the rest, report.
+
+Order: the source pretraining and every ``scratch`` run are submitted at once (scratch does not
+need the source); the runs that start from the source are submitted as soon as it finishes.
+If the pretraining fails, those runs are recorded as failed (their ``error.txt`` says why) and
+the scratch runs go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rltransfer.experiment.backends import make_backend
+from rltransfer.experiment.config import Experiment, load_experiment, resolve_experiment
+from rltransfer.experiment.plan import Plan, RunSpec, make_plan
+from rltransfer.experiment.progress import Progress
+from rltransfer.experiment.runner import ERROR, clear_run, is_done, write_text_atomic
+
+__all__ = ["ExperimentBusyError", "ExperimentResult", "FailedRun", "run"]
+
+STALE = "runs.stale"
+AGGREGATE_EVERY_S = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FailedRun:
+    """A run that raised: its id, method, seed and the last line of its error."""
+
+    run_id: str
+    kind: str
+    method: str
+    seed: int
+    error: str
+
+    def __str__(self) -> str:
+        return f"{self.run_id} ({self.method}, seed {self.seed}): {self.error}"
+
+
+@dataclasses.dataclass
+class ExperimentResult:
+    """What :func:`run` did: the output folder, run counts, failures, metrics."""
+
+    out: Path
+    plan: Plan
+    skipped: int
+    """Runs already finished before this call (not executed again)."""
+    executed: int
+    """Runs executed by this call (finished or failed)."""
+    failed: list[FailedRun]
+    wall_time: float
+    metrics: dict[str, Any] | None = None
+    """The ``metrics`` of metrics.json (``None`` if the report could not be built)."""
+    report: Any = None
+    """The paths the report wrote (:class:`rltransfer.report.ReportPaths`), if any."""
+    report_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def table(self) -> str:
+        """The results table (IQM and 95% CI per method, against scratch)."""
+        if not self.metrics:
+            return "(no metrics: no finished transfer run" + (
+                f"; report error: {self.report_error})" if self.report_error else ")")
+        from rltransfer.report import table
+
+        return table(self.metrics)
+
+    def tensorboard_command(self) -> str:
+        return f"tensorboard --logdir {self.out / 'tb'}"
+
+
+def run(experiment: str | os.PathLike | Experiment | dict[str, Any], *,
+        out: str | os.PathLike, workers: int | None = None, backend: str = "local",
+        seeds: int | None = None, steps: int | None = None, ray_address: str | None = None,
+        cache: str | os.PathLike | None = None, progress: bool = True,
+        report: bool = True) -> ExperimentResult:
+    """Run an experiment: every method x seed against scratch, then the report.
+
+    Finished runs (``runs/<id>/done.json``) are skipped; unfinished ones are deleted and
+    redone. A failing run is recorded (``error.txt``) and the others go on; check
+    ``result.failed``.
+
+    Args:
+        experiment: an experiment file, a config mapping, or a resolved :class:`Experiment`.
+        out: the output folder (``experiment.json``, ``runs/``, ``tb/``, report files).
+        workers: parallel runs (default: the CPU count; ``0``: in this process).
+        backend: ``"local"`` (process pool) or ``"ray"``.
+        seeds, steps: override the file's seeds (``0..seeds-1``) and target steps.
+        ray_address: an existing Ray cluster (``"auto"``, ``"ray://host:10001"``);
+            default: a local Ray with ``workers`` CPUs.
+        cache: folder of cached source pretraining runs (default ``$RLTRANSFER_CACHE`` or
+            ``<out>/../.sources``).
+        progress: show the progress bar (stderr).
+        report: build report.md, curves.png, metrics.json and the TensorBoard aggregates.
+
+    Example:
+        >>> result = run("experiments/cartpole_demo.yaml", out="results/demo")  # doctest: +SKIP
+        >>> print(result.table())                                               # doctest: +SKIP
+    """
+    t_start = time.perf_counter()
+    if isinstance(experiment, Experiment):
+        exp = experiment
+        if seeds is not None or steps is not None:
+            cfg = exp.config_json()
+            if cfg["pair"]:
+                del cfg["source"], cfg["target"]
+            exp = resolve_experiment(cfg, where=exp.name, seeds=seeds, steps=steps,
+                                     path=exp.path)
+    elif isinstance(experiment, dict):
+        exp = resolve_experiment(experiment, seeds=seeds, steps=steps)
+    else:
+        exp = load_experiment(experiment, seeds=seeds, steps=steps)
+    out = Path(out).resolve()
+    plan = make_plan(exp, out, cache)
+    with _lock(out):
+        return _run_plan(plan, exp, out, workers=workers, backend=backend,
+                         ray_address=ray_address, progress=progress, report=report,
+                         t_start=t_start)
+
+
+def _run_plan(plan: Plan, exp: Experiment, out: Path, *, workers: int | None, backend: str,
+              ray_address: str | None, progress: bool, report: bool,
+              t_start: float) -> ExperimentResult:
+    _prepare_out(plan)
+    _write_experiment_json(plan)
+
+    todo = [r for r in plan.all_runs if not is_done(r.run_dir)]
+    skipped = len(plan.all_runs) - len(todo)
+    redo = [r for r in todo if Path(r.run_dir).exists()]
+    say = _printer(progress)
+    msg = f"{exp.name}: {len(plan.all_runs)} runs; {skipped} already finished (skipped)"
+    if redo:
+        msg += f"; {len(redo)} unfinished or failed, redone"
+    say(msg + f"; {len(todo)} to run")
+    for r in redo:
+        clear_run(r)
+
+    failed: list[FailedRun] = []
+    if todo:
+        if workers is None and backend == "local":
+            workers = os.cpu_count() or 1
+        if workers is not None and backend == "local":
+            workers = min(workers, len(todo))  # no idle processes to start
+        be = make_backend(backend, workers, ray_address)
+        try:
+            failed = _schedule(plan, todo, be, Progress(todo, skipped=skipped, enabled=progress),
+                               out, report)
+        except BaseException:
+            be.close(cancel=True)
+            raise
+        be.close()
+
+    result = ExperimentResult(out=out, plan=plan, skipped=skipped, executed=len(todo),
+                              failed=failed, wall_time=time.perf_counter() - t_start)
+    if report:
+        _build_report(result)
+    return result
+
+
+# --------------------------------------------------------------------------- scheduling
+
+
+def _schedule(plan: Plan, todo: list[RunSpec], be: Any, progress: Progress, out: Path,
+              report: bool) -> list[FailedRun]:
+    todo_ids = {r.run_id for r in todo}
+    source = plan.source
+    waiting = [r for r in todo if r.source_id is not None and source is not None
+               and source.run_id in todo_ids]
+    ready = [r for r in todo if r not in waiting]
+    handles: dict[Any, RunSpec] = {}
+    failed: list[FailedRun] = []
+    last_aggregate = time.monotonic()
+
+    def submit(specs: list[RunSpec]) -> None:
+        for spec in specs:
+            progress.started(spec)
+            handles[be.submit(spec)] = spec
+
+    try:
+        submit(ready)  # the pretraining first, then scratch
+        while handles:
+            for h in be.wait(list(handles), timeout=0.5):
+                spec = handles.pop(h)
+                res = be.result(h, spec)
+                ok = res.get("status") == "done"
+                progress.finished(spec, ok)
+                if not ok:
+                    err = str(res.get("error", "failed")).strip().splitlines()
+                    failed.append(FailedRun(spec.run_id, spec.kind, spec.method, spec.seed,
+                                            err[-1] if err else "failed"))
+                    progress.write(f"run {spec.run_id} ({spec.method}, seed {spec.seed}) "
+                                   f"FAILED: {failed[-1].error} (see {spec.run_dir}/{ERROR})")
+                if source is not None and spec.run_id == source.run_id:
+                    if ok:
+                        submit(waiting)
+                    else:
+                        for dep in waiting:
+                            _skip_dependent(dep, spec)
+                            progress.finished(dep, False)
+                            failed.append(FailedRun(dep.run_id, dep.kind, dep.method, dep.seed,
+                                                    f"source run {spec.run_id} failed"))
+                    waiting = []
+                if (report and ok and spec.kind == "transfer"
+                        and time.monotonic() - last_aggregate > AGGREGATE_EVERY_S):
+                    _aggregate(out)
+                    last_aggregate = time.monotonic()
+            progress.poll()
+    finally:
+        progress.close()
+    return failed
+
+
+def _skip_dependent(dep: RunSpec, source: RunSpec) -> None:
+    clear_run(dep)
+    write_text_atomic(Path(dep.run_dir) / ERROR,
+                      f"not run: the source pretraining run {source.run_id} failed; see "
+                      f"{source.run_dir}/{ERROR}\n")
+    from rltransfer.checkpoint import write_json_atomic
+
+    write_json_atomic(Path(dep.run_dir) / "config.json", dep.config_json())
+
+
+# --------------------------------------------------------------------------- files
+
+LOCK = ".lock"
+
+
+class ExperimentBusyError(ValueError):
+    """Another process is running an experiment into the same output folder."""
+
+
+@contextlib.contextmanager
+def _lock(out: Path):
+    """One driver per output folder; a lock left by a killed driver is taken over."""
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / LOCK
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise ExperimentBusyError(
+                    f"{out} is in use by another rltransfer run (pid {pid}); wait for it, or "
+                    f"delete {lock} if that process is gone") from None
+            lock.unlink(missing_ok=True)  # stale: its driver was killed
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        break
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _prepare_out(plan: Plan) -> None:
+    """Create ``out``; park run folders that are not in this plan in ``runs.stale/``.
+
+    The report reads every folder under ``runs/``, so runs of another configuration (say,
+    an earlier call with other ``--steps``) must not stay there; they are moved back when a
+    later plan contains them again.
+    """
+    runs = plan.out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    for tmp in runs.glob(".*"):  # leftovers of an interrupted copy
+        shutil.rmtree(tmp, ignore_errors=True)
+    wanted = {r.run_id for r in plan.all_runs}
+    stale = plan.out / STALE
+    for d in list(runs.iterdir()):
+        if d.is_dir() and d.name not in wanted:
+            stale.mkdir(exist_ok=True)
+            shutil.rmtree(stale / d.name, ignore_errors=True)
+            os.rename(d, stale / d.name)
+    if stale.is_dir():
+        for rid in wanted:
+            parked = stale / rid
+            if parked.is_dir() and not (runs / rid).exists() and is_done(parked):
+                os.rename(parked, runs / rid)
+        with contextlib.suppress(OSError):
+            stale.rmdir()  # only if empty
+
+
+def _write_experiment_json(plan: Plan) -> None:
+    from rltransfer.agent import versions
+    from rltransfer.checkpoint import write_json_atomic
+
+    exp = plan.experiment
+    write_json_atomic(plan.out / "experiment.json", {
+        "name": exp.name, "description": exp.description,
+        "pair": exp.pair or f"{exp.source.env}->{exp.target.env}", "algo": exp.algo,
+        "methods": exp.method_labels, "seeds": exp.seeds, "steps": exp.steps,
+        "eval": {"every": exp.eval_every, "episodes": exp.eval_episodes},
+        "threshold": exp.threshold, "baseline": "scratch",
+        "source": ({"run_id": plan.source.run_id, "steps": exp.source_steps,
+                    "seed": exp.source_seed, "cache": plan.source.cache_dir}
+                   if plan.source else None),
+        "runs": {r.run_id: {"kind": r.kind, "method": r.method, "seed": r.seed}
+                 for r in plan.all_runs},
+        "config": exp.config_json(), "file": str(exp.path) if exp.path else None,
+        "versions": versions(),
+    })
+
+
+def _aggregate(out: Path) -> None:
+    try:
+        from rltransfer.report import write_tensorboard_aggregate
+
+        write_tensorboard_aggregate(out, reps=200)
+    except Exception:  # a live TensorBoard aggregate is a convenience, never fatal
+        pass
+
+
+def _build_report(result: ExperimentResult) -> None:
+    import json
+
+    try:
+        from rltransfer.report import build_report
+    except ImportError as exc:  # pragma: no cover - report module missing
+        result.report_error = f"rltransfer.report unavailable: {exc}"
+        return
+    try:
+        result.report = build_report(result.out)
+        doc = json.loads(Path(result.report.metrics_json).read_text())
+        result.metrics = doc.get("metrics")
+    except Exception as exc:
+        result.report_error = f"{type(exc).__name__}: {exc}"
+
+
+def _printer(enabled: bool):
+    def say(line: str) -> None:
+        if enabled:
+            print(line, file=sys.stderr, flush=True)
+
+    return say

@@ -1,0 +1,235 @@
+"""Executing one run, in whatever process a backend gives it.
+
+:func:`execute` is the only entry point a backend calls. It uses one torch thread, writes the
+run folder and never raises: an exception becomes ``error.txt`` (the traceback) and a
+``failed`` status. The folder of a run::
+
+    config.json   what defines the run (written first)
+    curve.csv     evaluation curve, appended as training goes
+    checkpoint/   the final agent (written atomically by save_agent)
+    done.json     written last and atomically: the only proof that the run finished
+    error.txt     the traceback, if the run raised (then no done.json)
+
+A folder without ``done.json`` is incomplete; whoever executes the run again deletes it first.
+
+The source pretraining trains into a temporary folder in the cache, renamed to
+``<cache>/<run_id>`` once complete; a cached source with ``done.json`` whose checkpoint
+verifies (:func:`rltransfer.checkpoint.load_checkpoint`) is reused, then copied into the
+experiment's own ``runs/<run_id>/`` so the results folder stands alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from rltransfer.experiment.plan import RunSpec
+
+__all__ = ["clear_run", "execute", "is_done", "write_text_atomic"]
+
+DONE = "done.json"
+ERROR = "error.txt"
+CONFIG = "config.json"
+CURVE = "curve.csv"
+CHECKPOINT = "checkpoint"
+
+
+def is_done(run_dir: str | os.PathLike) -> bool:
+    """Whether a run folder holds a finished run (its ``done.json``)."""
+    return (Path(run_dir) / DONE).is_file()
+
+
+def clear_run(spec: RunSpec) -> None:
+    """Delete whatever an earlier, unfinished attempt of this run left behind."""
+    shutil.rmtree(spec.run_dir, ignore_errors=True)
+    tb = Path(spec.tb_dir)
+    if tb.is_dir():
+        for p in tb.glob(f"{spec.run_id}_*"):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write text via a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def execute(spec: RunSpec) -> dict[str, Any]:
+    """Run ``spec`` to its end; returns ``{"run_id", "status": "done"|"failed", ...}``.
+
+    Never raises (a ``KeyboardInterrupt`` aside): a failure is written to ``error.txt``.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    try:
+        info = _pretrain(spec) if spec.kind == "pretrain" else _transfer(spec)
+        return {"run_id": spec.run_id, "status": "done",
+                "wall_time": round(time.perf_counter() - t0, 3), **info}
+    except Exception as exc:
+        tb = traceback.format_exc()
+        try:
+            Path(spec.run_dir).mkdir(parents=True, exist_ok=True)
+            (Path(spec.run_dir) / DONE).unlink(missing_ok=True)
+            write_text_atomic(Path(spec.run_dir) / ERROR, tb)
+        except OSError:
+            pass
+        return {"run_id": spec.run_id, "status": "failed",
+                "error": f"{type(exc).__name__}: {exc}", "traceback": tb,
+                "wall_time": round(time.perf_counter() - t0, 3)}
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _start(spec: RunSpec) -> Path:
+    from rltransfer.checkpoint import write_json_atomic
+
+    clear_run(spec)
+    run_dir = Path(spec.run_dir)
+    run_dir.mkdir(parents=True)
+    write_json_atomic(run_dir / CONFIG, spec.config_json())
+    return run_dir
+
+
+def _finish(run_dir: Path, t0: float, wall_time: float | None = None, **extra: Any) -> None:
+    from rltransfer.checkpoint import write_json_atomic
+
+    wall = round(time.perf_counter() - t0, 3) if wall_time is None else wall_time
+    write_json_atomic(run_dir / DONE, {
+        "wall_time": wall, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **extra})
+
+
+def _train(spec: RunSpec, run_dir: Path, source: str | None) -> dict[str, Any]:
+    """Build (transfer), train with evaluation, save the final agent; returns done extras."""
+    from rltransfer.agent import learn_with_eval, save_agent, transfer
+
+    env = spec.env
+    preset = {k: v for k, v in spec.preset.items() if k != "algo"}
+    model = transfer(source, env["env"], method=spec.method_spec or "scratch", seed=spec.seed,
+                     algo=spec.algo, knobs=env.get("knobs") or None, pixels=env.get("pixels"),
+                     preset=preset, on_mismatch=spec.on_mismatch,
+                     tensorboard_log=spec.tb_dir, device="cpu")
+    t0 = time.perf_counter()
+    rows = learn_with_eval(model, spec.steps, eval_every=spec.eval_every,
+                           eval_episodes=spec.eval_episodes, curve_csv=run_dir / CURVE,
+                           tb_log_name=spec.run_id)
+    if rows[-1]["step"] < spec.steps:  # the schedule missed the end: evaluate the final agent
+        rows.append(_final_evaluation(model, spec, run_dir / CURVE, time.perf_counter() - t0))
+    last = rows[-1]
+    evaluation = {"mean": last["mean_return"], "std": last["std_return"],
+                  "episodes": int(last["episodes"]), "step": int(last["step"])}
+    save_agent(model, run_dir / CHECKPOINT, evaluation=evaluation,
+               extra={"run_id": spec.run_id})
+    tlog = getattr(model, "rltransfer_log", None)
+    return {"steps": int(model.num_timesteps), "final_return": last["mean_return"],
+            "jumpstart": rows[0]["mean_return"], "evaluations": len(rows),
+            "transfer": tlog.summary() if tlog is not None else None}
+
+
+def _final_evaluation(model: Any, spec: RunSpec, curve: Path, wall: float) -> dict[str, Any]:
+    import csv
+
+    from rltransfer.agent import EVAL_SEED_OFFSET, make_eval_env
+    from rltransfer.training import CURVE_HEADER, evaluate
+
+    stats = evaluate(model, make_eval_env(model), episodes=spec.eval_episodes,
+                     seed=spec.seed + EVAL_SEED_OFFSET)
+    row = {"step": int(model.num_timesteps), "mean_return": stats["mean"],
+           "std_return": stats["std"], "episodes": spec.eval_episodes,
+           "wall_time": round(wall, 3)}
+    with open(curve, "a", newline="") as fh:
+        csv.writer(fh).writerow([row[k] for k in CURVE_HEADER])
+    return row
+
+
+def _transfer(spec: RunSpec) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    run_dir = _start(spec)
+    source = None
+    if spec.source_dir is not None:
+        if not is_done(spec.source_dir):
+            raise RuntimeError(f"source run {spec.source_id} has not finished "
+                               f"({spec.source_dir} has no {DONE})")
+        source = str(Path(spec.source_dir) / CHECKPOINT)
+    info = _train(spec, run_dir, source)
+    _finish(run_dir, t0, **info)
+    return info
+
+
+def _pretrain(spec: RunSpec) -> dict[str, Any]:
+    """Train the source into the cache (or reuse it), then copy it into ``runs/<id>``."""
+    t0 = time.perf_counter()
+    cache = Path(spec.cache_dir or spec.run_dir)
+    cached = _cache_valid(cache)
+    if not cached:
+        shutil.rmtree(cache, ignore_errors=True)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{spec.run_id}.", dir=cache.parent))
+        try:
+            tmp_spec = _with_dir(spec, tmp)
+            from rltransfer.checkpoint import write_json_atomic
+
+            write_json_atomic(tmp / CONFIG, spec.config_json())
+            clear_run(spec)  # an earlier attempt's run folder and SB3 logs
+            info = _train(tmp_spec, tmp, None)
+            _finish(tmp, t0, **info)
+            try:
+                os.rename(tmp, cache)
+            except OSError:  # another experiment finished the same source first
+                if not _cache_valid(cache):
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    # Copy into the experiment's own run folder; done.json last.
+    run_dir = Path(spec.run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.run_id}.", dir=run_dir.parent))
+    try:
+        shutil.copytree(cache, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(DONE))
+        os.rename(tmp, run_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    done = json.loads((cache / DONE).read_text())
+    extra = {k: v for k, v in done.items() if k not in ("wall_time", "finished")}
+    extra.update(cached=cached, cache=str(cache))
+    # wall_time: the pretraining's own compute time, whether trained now or cached
+    _finish(run_dir, t0, wall_time=done.get("wall_time"), **extra)
+    return {"cached": cached}
+
+
+def _cache_valid(cache: Path) -> bool:
+    if not is_done(cache):
+        return False
+    from rltransfer.checkpoint import load_checkpoint
+
+    try:
+        load_checkpoint(cache / CHECKPOINT)
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def _with_dir(spec: RunSpec, run_dir: Path) -> RunSpec:
+    import dataclasses
+
+    return dataclasses.replace(spec, run_dir=str(run_dir))

@@ -1,0 +1,327 @@
+"""Running tiny experiments: the result layout, resume, interrupted runs, failures, the cache,
+the CLI verbs, the Ray backend and the speed-up of two workers."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rltransfer.experiment import load_experiment, make_plan, run
+from rltransfer.experiment.progress import last_step
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, tiny_config) -> Path:
+    """The tiny experiment (pretrain + scratch + finetune, 2 seeds) run once on 2 workers."""
+    root = tmp_path_factory.mktemp("finished")
+    path = root / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_config))
+    with pytest.MonkeyPatch.context() as mp:
+        report = pytest.importorskip("rltransfer.report")
+        mp.setattr(report, "build_report", functools.partial(report.build_report, reps=100))
+        result = run(path, out=root / "out", workers=2, progress=False)
+    assert result.ok, result.failed
+    assert (result.skipped, result.executed) == (0, 5)
+    return root
+
+
+def _copy(finished: Path, tmp_path: Path) -> tuple[Path, Path]:
+    shutil.copytree(finished, tmp_path / "exp")
+    return tmp_path / "exp" / "tiny.yaml", tmp_path / "exp" / "out"
+
+
+def _state(out: Path) -> dict[str, tuple[int, bytes]]:
+    """done.json mtime and curve.csv bytes of every run."""
+    return {d.name: ((d / "done.json").stat().st_mtime_ns, (d / "curve.csv").read_bytes())
+            for d in sorted((out / "runs").iterdir())}
+
+
+def _curve(path: Path) -> list[tuple[float, float]]:
+    with open(path, newline="") as fh:
+        return [(float(r["step"]), float(r["mean_return"])) for r in csv.DictReader(fh)]
+
+
+def test_layout(finished):
+    out = finished / "out"
+    exp = json.loads((out / "experiment.json").read_text())
+    for key in ("name", "pair", "algo", "methods", "seeds", "steps", "eval", "threshold",
+                "baseline", "config", "versions"):
+        assert key in exp
+    assert exp["methods"] == ["scratch", "finetune"] and exp["seeds"] == [0, 1]
+    assert exp["eval"] == {"every": 128, "episodes": 1} and exp["baseline"] == "scratch"
+    plan = make_plan(load_experiment(finished / "tiny.yaml"), out)
+    assert sorted(d.name for d in (out / "runs").iterdir()) == sorted(
+        r.run_id for r in plan.all_runs)
+    for spec in plan.all_runs:
+        d = out / "runs" / spec.run_id
+        cfg = json.loads((d / "config.json").read_text())
+        assert cfg["run_id"] == spec.run_id and cfg["kind"] == spec.kind
+        assert cfg["method"] == spec.method and cfg["seed"] == spec.seed
+        done = json.loads((d / "done.json").read_text())
+        assert done["wall_time"] > 0 and "finished" in done
+        assert (d / "checkpoint" / "card.json").is_file()
+        assert not (d / "error.txt").exists()
+        rows = _curve(d / "curve.csv")
+        assert rows[0][0] == 0 and rows[-1][0] >= spec.steps
+        if spec.kind == "transfer":
+            assert [s for s, _ in rows] == [0, 128, 256]
+            tb = out / "tb" / spec.method / f"seed_{spec.seed}"
+            assert list(tb.glob(f"{spec.run_id}_*/events.out.tfevents.*")), tb
+    # the source is cached by content next to the output folder, and verified
+    source = plan.source
+    assert Path(source.cache_dir) == finished / ".sources" / source.run_id
+    assert (Path(source.cache_dir) / "done.json").is_file()
+    from rltransfer.checkpoint import load_checkpoint
+
+    load_checkpoint(Path(source.cache_dir) / "checkpoint")
+    # the report
+    for name in ("report.md", "curves.png", "metrics.json"):
+        assert (out / name).is_file(), name
+
+
+def test_rerun_skips_finished_runs(finished, tmp_path, capsys):
+    path, out = _copy(finished, tmp_path)
+    before = _state(out)
+    time.sleep(0.01)
+    result = run(path, out=out, workers=0, report=False)
+    assert (result.skipped, result.executed) == (5, 0)
+    assert _state(out) == before  # nothing was rewritten
+    assert "5 already finished (skipped)" in capsys.readouterr().err
+
+
+def test_interrupted_run_is_redone(finished, tmp_path):
+    """A kill -9 leaves a run folder without done.json (maybe half a curve): it is redone."""
+    path, out = _copy(finished, tmp_path)
+    before = _state(out)
+    plan = make_plan(load_experiment(path), out)
+    victim = next(r for r in plan.runs if r.method == "finetune" and r.seed == 1)
+    vdir = Path(victim.run_dir)
+    full_curve = (vdir / "curve.csv").read_bytes()
+    full_rows = _curve(vdir / "curve.csv")
+    (vdir / "done.json").unlink()
+    (vdir / "curve.csv").write_bytes(full_curve[: len(full_curve) // 2])  # a torn write
+    shutil.rmtree(vdir / "checkpoint")
+    (out / "runs" / f".{victim.run_id}.leftover").mkdir()  # a torn copy
+    result = run(path, out=out, workers=0, report=False, progress=False)
+    assert (result.skipped, result.executed) == (4, 1) and result.ok
+    after = _state(out)
+    assert _curve(vdir / "curve.csv") == full_rows  # the same seed gives the same curve
+    assert {k: v for k, v in after.items() if k != victim.run_id} == {
+        k: v for k, v in before.items() if k != victim.run_id}
+    assert not list((out / "runs").glob(".*"))
+
+
+def test_cached_source_is_shared_and_verified(finished, tmp_path, tiny):
+    """A second experiment with the same source reuses its cached pretraining."""
+    root = tmp_path / "exp"
+    shutil.copytree(finished, root)
+    other = {**tiny, "name": "other", "methods": ["finetune"], "seeds": [5]}
+    path = root / "other.yaml"
+    path.write_text(yaml.safe_dump(other))
+    result = run(path, out=root / "other", workers=0, report=False, progress=False)
+    assert result.ok and result.executed == 3  # the source (from the cache), scratch, finetune
+    source = result.plan.source
+    assert json.loads((Path(source.run_dir) / "done.json").read_text())["cached"] is True
+    # a tampered cache is not trusted: the source is trained again
+    weights = Path(source.cache_dir) / "checkpoint" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    shutil.rmtree(root / "other")
+    result = run(path, out=root / "other", workers=0, report=False, progress=False)
+    assert result.ok
+    assert json.loads((Path(source.run_dir) / "done.json").read_text())["cached"] is False
+
+
+def test_failing_run_is_recorded_and_the_others_finish(tmp_path, write_yaml, tiny, fast_report,
+                                                      capsys):
+    """A method that raises at run time: error.txt, the report lists it, exit code 1."""
+    from rltransfer.cli import main
+
+    tiny["methods"] = ["scratch", {"partial": {"roles": ["no_such_role"]}}]
+    tiny["seeds"] = 1
+    path = write_yaml(tiny)
+    out = tmp_path / "out"
+    code = main(["run", str(path), "--out", str(out), "--workers", "0", "--no-progress"])
+    assert code == 1
+    plan = make_plan(load_experiment(path), out)
+    bad = next(r for r in plan.runs if r.method.startswith("partial"))
+    text = capsys.readouterr().out
+    assert "FAILED" in text and bad.run_id in text and "partial[no_such_role]" in text
+    error = (Path(bad.run_dir) / "error.txt").read_text()
+    assert "Traceback" in error and "no_such_role" in error
+    assert not (Path(bad.run_dir) / "done.json").exists()
+    for r in plan.all_runs:
+        if r is not bad:
+            assert (Path(r.run_dir) / "done.json").is_file(), r.method
+    assert bad.run_id in (out / "report.md").read_text()
+
+
+def test_failed_source_fails_its_dependents_only(tmp_path, write_yaml, tiny, monkeypatch):
+    from rltransfer.experiment import runner
+
+    def broken(spec):
+        raise RuntimeError("pretraining exploded")
+
+    monkeypatch.setattr(runner, "_pretrain", broken)
+    tiny["seeds"] = 1
+    result = run(write_yaml(tiny), out=tmp_path / "out", workers=0, report=False,
+                 progress=False)
+    failed = {f.method: f for f in result.failed}
+    assert set(failed) == {"pretrain", "finetune"}
+    assert "pretraining exploded" in failed["pretrain"].error
+    assert "source run" in failed["finetune"].error
+    scratch = next(r for r in result.plan.runs if r.method == "scratch")
+    assert (Path(scratch.run_dir) / "done.json").is_file()
+    ft = next(r for r in result.plan.runs if r.method == "finetune")
+    assert "pretraining exploded" not in (Path(ft.run_dir) / "error.txt").read_text()
+    assert "source pretraining run" in (Path(ft.run_dir) / "error.txt").read_text()
+
+
+def test_report_verb(finished, tmp_path, fast_report, capsys):
+    from rltransfer.cli import main
+
+    _, out = _copy(finished, tmp_path)
+    (out / "report.md").unlink()
+    assert main(["report", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "finetune" in text and "tensorboard --logdir" in text
+    assert (out / "report.md").is_file()
+
+
+def test_runs_not_in_the_plan_are_parked(finished, tmp_path):
+    """Another --seeds leaves other runs out of runs/ (the report reads all of runs/)."""
+    path, out = _copy(finished, tmp_path)
+    result = run(path, out=out, workers=0, seeds=1, report=False, progress=False)
+    assert (result.skipped, result.executed) == (3, 0)
+    assert len(list((out / "runs").iterdir())) == 3
+    assert len(list((out / "runs.stale").iterdir())) == 2
+    result = run(path, out=out, workers=0, report=False, progress=False)
+    assert (result.skipped, result.executed) == (5, 0)
+    assert not (out / "runs.stale").exists()
+
+
+def test_last_step_reads_complete_rows(tmp_path):
+    p = tmp_path / "curve.csv"
+    assert last_step(p) == 0
+    p.write_text("step,mean_return,std_return,episodes,wall_time\n")
+    assert last_step(p) == 0
+    p.write_text("step,mean_return,std_return,episodes,wall_time\n0,9,0,1,0.1\n256,20,0,1,1\n"
+                 "51")
+    assert last_step(p) == 256
+
+
+def test_ray_backend_writes_the_same_files(finished, tmp_path):
+    ray = pytest.importorskip("ray")
+    path = finished / "tiny.yaml"
+    out = tmp_path / "ray_out"
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        result = run(path, out=out, backend="ray", workers=2, cache=tmp_path / "cache",
+                     report=False, progress=False)
+    finally:
+        ray.shutdown()
+    assert result.ok and result.executed == 5
+    local = finished / "out" / "runs"
+    assert sorted(d.name for d in (out / "runs").iterdir()) == sorted(
+        d.name for d in local.iterdir())
+    for d in local.iterdir():
+        assert (out / "runs" / d.name / "done.json").is_file()
+        assert _curve(out / "runs" / d.name / "curve.csv") == _curve(d / "curve.csv")
+
+
+@pytest.mark.expensive
+def test_two_workers_take_at_most_60_percent_of_one(tmp_path, write_yaml, tiny):
+    """4 runs of about 20 s each: 2 workers need at most 60% of the time 1 worker needs."""
+    tiny.update(methods=["scratch"], seeds=4, steps=16000, eval={"every": 4000, "episodes": 5})
+    path = write_yaml(tiny)
+    times = {}
+    for workers in (1, 2):
+        t0 = time.perf_counter()
+        result = run(path, out=tmp_path / f"w{workers}", workers=workers, report=False,
+                     progress=False)
+        times[workers] = time.perf_counter() - t0
+        assert result.ok and result.executed == 4
+    print(f"1 worker {times[1]:.1f} s, 2 workers {times[2]:.1f} s, "
+          f"ratio {times[2] / times[1]:.2f}")
+    assert times[2] <= 0.6 * times[1]
+
+
+def test_kill_9_loses_no_finished_run(tmp_path, write_yaml, tiny):
+    """kill -9 of the driver mid-experiment: finished runs stay, nothing broken is trusted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from rltransfer.checkpoint import load_checkpoint
+
+    tiny.update(methods=["scratch"], seeds=3, steps=1024, eval={"every": 256, "episodes": 1})
+    path = write_yaml(tiny)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rltransfer", "run", str(path), "--out", str(out),
+         "--workers", "1", "--no-progress"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # wait for one finished run and one in progress
+            runs = list((out / "runs").glob("*/")) if (out / "runs").is_dir() else []
+            done = [d for d in runs if (d / "done.json").exists()]
+            if done and len(runs) > len(done) and proc.poll() is None:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the experiment did not get to the middle in time")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        time.sleep(1.5)  # the orphaned worker notices and exits
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    finished_before = {d.name: (d / "done.json").stat().st_mtime_ns
+                       for d in (out / "runs").iterdir() if (d / "done.json").exists()}
+    assert finished_before
+    for name in finished_before:
+        load_checkpoint(out / "runs" / name / "checkpoint")
+    result = run(path, out=out, workers=0, report=False, progress=False)
+    assert result.ok and result.skipped == len(finished_before)
+    assert result.skipped + result.executed == 3
+    for name, mtime in finished_before.items():
+        assert (out / "runs" / name / "done.json").stat().st_mtime_ns == mtime
+    for d in (out / "runs").iterdir():
+        assert (d / "done.json").exists() and not (d / "error.txt").exists()
+        assert [s for s, _ in _curve(d / "curve.csv")] == [0, 256, 512, 768, 1024]
+
+
+def test_one_driver_per_output_folder(tmp_path, write_yaml, tiny):
+    import os
+
+    from rltransfer.experiment.driver import ExperimentBusyError
+
+    tiny.update(methods=["scratch"], seeds=1)
+    path = write_yaml(tiny)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".lock").write_text(str(os.getppid()))  # a live process holds it
+    with pytest.raises(ExperimentBusyError, match="in use by another rltransfer run"):
+        run(path, out=out, workers=0, report=False, progress=False)
+    dead = subprocess_pid_that_exited()
+    (out / ".lock").write_text(str(dead))  # left by a killed driver: taken over
+    assert run(path, out=out, workers=0, report=False, progress=False).ok
+    assert not (out / ".lock").exists()
+
+
+def subprocess_pid_that_exited() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
