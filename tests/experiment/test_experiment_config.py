@@ -72,6 +72,7 @@ def test_pair_fills_steps_and_threshold(write_yaml, tiny):
         ({"methods": ["scratch", "finetuen"]}, ["methods[1]", "finetuen", "did you mean",
                                                  "finetune"]),
         ({"methods": [{"partial": {"rolse": ["actor"]}}]}, ["methods[0]", "rolse", "roles"]),
+        ({"methods": [{"partial": {"roles": ["actr"]}}]}, ["methods[0]", "actr", "'actor'"]),
         ({"methods": [{"frozen": {"unfreeze_at": -1}}]}, ["methods[0]", "unfreeze_at"]),
         ({"methods": ["finetune", "finetune"]}, ["methods[1]", "duplicates"]),
         ({"target": {"env": "CartPol-v1"}}, ["target", "CartPol-v1", "CartPole-v1"]),
