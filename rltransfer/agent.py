@@ -80,12 +80,14 @@ def versions() -> dict[str, str]:
     """Versions of rltransfer and the libraries that shape its results."""
     import gymnasium
     import stable_baselines3
+    import torchvision
 
     from rltransfer import __version__
 
     return {"rltransfer": __version__, "stable_baselines3": stable_baselines3.__version__,
-            "torch": torch.__version__, "gymnasium": gymnasium.__version__,
-            "numpy": np.__version__, "python": platform.python_version()}
+            "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "gymnasium": gymnasium.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
 
 
 # --------------------------------------------------------------------------- building

@@ -48,9 +48,7 @@ from __future__ import annotations
 
 import copy
 import importlib
-import platform
 from collections.abc import Callable, Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +61,7 @@ from stable_baselines3.common.preprocessing import is_image_space, is_image_spac
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from rltransfer.agent import versions
 from rltransfer.checkpoint import load_checkpoint, save_checkpoint, space_from_json, space_to_json
 from rltransfer.encoders import EncoderError, build_encoder, random_shift
 from rltransfer.encoders import encoder_kwargs as merge_encoder_kwargs
@@ -345,16 +344,6 @@ def pretrain_encoder(
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("rltransfer", "torch", "torchvision", "stable-baselines3", "gymnasium"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "unknown"
-    return out
-
-
 def save_encoder(
     out_dir: str | Path,
     encoder_module: BaseFeaturesExtractor,
@@ -405,7 +394,7 @@ def save_encoder(
             "init_weights": init_weights,
         },
         "observation_space": space_to_json(space),
-        "versions": _versions(),
+        "versions": versions(),
     }
     return save_checkpoint(out_dir, encoder_module.state_dict(), card, overwrite=overwrite)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from gymnasium import spaces
+from helpers import MovingSquare
 
 from rltransfer.checkpoint import load_checkpoint, save_checkpoint
 from rltransfer.encoders import EncoderError, build_encoder
@@ -23,35 +23,6 @@ from rltransfer.ssl import (
     pretrain_encoder_cli,
     save_encoder,
 )
-
-
-class MovingSquare(gym.Env):
-    """A 32x32 RGB frame with a 6x6 square that the 4 actions move; 20-step episodes."""
-
-    metadata = {"render_modes": []}
-    observation_space = spaces.Box(0, 255, (32, 32, 3), np.uint8)
-    action_space = spaces.Discrete(4)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.pos = self.np_random.integers(0, 26, size=2)
-        self.t = 0
-        return self._frame(), {}
-
-    def step(self, action):
-        moves = np.array([[-2, 0], [2, 0], [0, -2], [0, 2]])
-        self.pos = np.clip(self.pos + moves[int(action)], 0, 26)
-        self.t += 1
-        reward = -float(np.abs(self.pos - 13).sum()) / 26.0
-        return self._frame(), reward, False, self.t >= 20, {}
-
-    def _frame(self):
-        frame = np.zeros((32, 32, 3), np.uint8)
-        frame[..., 2] = 40
-        r, c = self.pos
-        frame[r : r + 6, c : c + 6] = (255, 200, 0)
-        return frame
-
 
 SMALL = {"features_dim": 64}
 
