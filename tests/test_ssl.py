@@ -121,7 +121,7 @@ def test_save_load_round_trip_is_tensor_equal(frames, tmp_path):
     assert card["kind"] == "encoder" and card["objective"] == "contrastive"
     assert card["encoder"]["name"] == "small_cnn" and card["encoder"]["features_dim"] == 64
     assert card["observation_space"]["shape"] == [3, 32, 32]  # as SB3 hands it to the encoder
-    assert {"torch", "torchvision", "stable-baselines3"} <= set(card["versions"])
+    assert {"torch", "torchvision", "stable_baselines3"} <= set(card["versions"])
     ckpt = load_checkpoint(out)
     assert set(ckpt.tensors) == set(enc.state_dict())  # the encoder's own keys, no prefix
     loaded = load_encoder(out)
