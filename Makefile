@@ -5,10 +5,11 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 export MUJOCO_GL ?= egl
 
-$(VENV)/.installed: pyproject.toml
+# The ray extra is installed too, so the tests (and CI) exercise the Ray backend.
+$(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,ray]"
 	touch $@
 
 .PHONY: install demo test test-expensive lint
