@@ -48,6 +48,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rltransfer import metrics as mt
+from rltransfer._io import write_bytes_atomic
 
 __all__ = [
     "AGGREGATE_TAGS",
@@ -398,19 +399,6 @@ class ReportPaths:
     """``<out>/tb`` when TensorBoard aggregates were written."""
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _wall_times(res: Results) -> dict[str, Any]:
     per_method: dict[str, float] = {}
     pretrain = 0.0
@@ -709,12 +697,12 @@ def build_report(
     }
     out = res.out_dir
     paths = ReportPaths(out / "report.md", out / "curves.png", out / "metrics.json")
-    _atomic_write(
+    write_bytes_atomic(
         paths.metrics_json,
         (json.dumps(doc, indent=2, allow_nan=False, default=_json_default) + "\n").encode(),
     )
     _plot_curves(res, paths.curves_png, seed=seed, reps=reps, threshold=threshold)
-    _atomic_write(paths.report_md, _render_markdown(res, doc).encode("utf-8"))
+    write_bytes_atomic(paths.report_md, _render_markdown(res, doc).encode("utf-8"))
     if tensorboard:
         tb = write_tensorboard_aggregate(res, seed=seed, reps=reps)
         paths = ReportPaths(paths.report_md, paths.curves_png, paths.metrics_json, tb)

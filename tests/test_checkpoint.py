@@ -97,7 +97,7 @@ def test_save_is_atomic_and_refuses_overwrite(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ck, "_write_json", boom)
+    monkeypatch.setattr(ck, "write_json_atomic", boom)
     with pytest.raises(OSError):
         save_checkpoint(tmp_path / "ck2", _tensors(), {"algo": "ppo"})
     assert not (tmp_path / "ck2").exists()

@@ -197,7 +197,8 @@ def make_backend(name: str, workers: int | None, address: str | None = None) -> 
 def _crashed(spec: RunSpec, exc: BaseException) -> dict[str, Any]:
     from pathlib import Path
 
-    from rltransfer.experiment.runner import ERROR, write_text_atomic
+    from rltransfer._io import write_text_atomic
+    from rltransfer.experiment.runner import ERROR
 
     tb = "".join(traceback.format_exception(exc))
     text = f"the process running this run died: {type(exc).__name__}: {exc}\n\n{tb}"

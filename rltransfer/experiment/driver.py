@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rltransfer._io import write_json_atomic, write_text_atomic
 from rltransfer.experiment.backends import make_backend
 from rltransfer.experiment.config import Experiment, load_experiment, resolve_experiment
 from rltransfer.experiment.plan import Plan, RunSpec, make_plan
 from rltransfer.experiment.progress import Progress
-from rltransfer.experiment.runner import ERROR, clear_run, is_done, write_text_atomic
+from rltransfer.experiment.runner import ERROR, clear_run, is_done
 
 __all__ = ["ExperimentBusyError", "ExperimentResult", "FailedRun", "run"]
 
@@ -224,8 +225,6 @@ def _skip_dependent(dep: RunSpec, source: RunSpec) -> None:
     write_text_atomic(Path(dep.run_dir) / ERROR,
                       f"not run: the source pretraining run {source.run_id} failed; see "
                       f"{source.run_dir}/{ERROR}\n")
-    from rltransfer.checkpoint import write_json_atomic
-
     write_json_atomic(Path(dep.run_dir) / "config.json", dep.config_json())
 
 
@@ -305,8 +304,6 @@ def _prepare_out(plan: Plan) -> None:
 
 def _write_experiment_json(plan: Plan) -> None:
     from rltransfer.agent import versions
-    from rltransfer.checkpoint import write_json_atomic
-
     exp = plan.experiment
     write_json_atomic(plan.out / "experiment.json", {
         "name": exp.name, "description": exp.description,

@@ -29,9 +29,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from rltransfer._io import write_json_atomic, write_text_atomic
 from rltransfer.experiment.plan import RunSpec
 
-__all__ = ["clear_run", "execute", "is_done", "write_text_atomic"]
+__all__ = ["clear_run", "execute", "is_done"]
 
 DONE = "done.json"
 ERROR = "error.txt"
@@ -52,22 +53,6 @@ def clear_run(spec: RunSpec) -> None:
     if tb.is_dir():
         for p in tb.glob(f"{spec.run_id}_*"):
             shutil.rmtree(p, ignore_errors=True)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write text via a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def execute(spec: RunSpec) -> dict[str, Any]:
@@ -100,8 +85,6 @@ def execute(spec: RunSpec) -> dict[str, Any]:
 
 
 def _start(spec: RunSpec) -> Path:
-    from rltransfer.checkpoint import write_json_atomic
-
     clear_run(spec)
     run_dir = Path(spec.run_dir)
     run_dir.mkdir(parents=True)
@@ -110,8 +93,6 @@ def _start(spec: RunSpec) -> Path:
 
 
 def _finish(run_dir: Path, t0: float, wall_time: float | None = None, **extra: Any) -> None:
-    from rltransfer.checkpoint import write_json_atomic
-
     wall = round(time.perf_counter() - t0, 3) if wall_time is None else wall_time
     write_json_atomic(run_dir / DONE, {
         "wall_time": wall, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -186,8 +167,6 @@ def _pretrain(spec: RunSpec) -> dict[str, Any]:
         tmp = Path(tempfile.mkdtemp(prefix=f".{spec.run_id}.", dir=cache.parent))
         try:
             tmp_spec = _with_dir(spec, tmp)
-            from rltransfer.checkpoint import write_json_atomic
-
             write_json_atomic(tmp / CONFIG, spec.config_json())
             clear_run(spec)  # an earlier attempt's run folder and SB3 logs
             info = _train(tmp_spec, tmp, None)
