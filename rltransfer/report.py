@@ -50,6 +50,12 @@ import numpy as np
 from rltransfer import metrics as mt
 from rltransfer._io import write_bytes_atomic
 
+CURVE_BACKEND = "builtin"
+"""Bootstrap backend of the per-evaluation CI bands (plot and TensorBoard aggregate): the
+vectorized re-implementation in :mod:`rltransfer.metrics`, which draws the same resamples as
+rliable and gives the same numbers (tests compare them), but needs one call per curve instead
+of one rliable call per evaluation. The table's intervals use rliable itself."""
+
 __all__ = [
     "AGGREGATE_TAGS",
     "Curve",
@@ -428,7 +434,7 @@ def _plot_curves(
     baseline = res.experiment.get("baseline", "scratch")
     colors = iter(f"C{i}" for i in range(100))
     for label, returns in res.curves.items():
-        center, low, high = mt.iqm_curve(returns, reps=reps, seed=seed)
+        center, low, high = mt.iqm_curve(returns, reps=reps, seed=seed, backend=CURVE_BACKEND)
         color = "black" if label == baseline else next(colors)
         n = returns.shape[0]
         ax.plot(res.steps, center, color=color, lw=1.8, label=f"{label} (n={n})")
@@ -877,7 +883,7 @@ def write_tensorboard_aggregate(
     events = [_layout_event({k: names[k] for k in res.curves}, now)]
     iqm_tag, low_tag, high_tag = AGGREGATE_TAGS
     for label, returns in res.curves.items():
-        center, low, high = mt.iqm_curve(returns, reps=reps, seed=seed)
+        center, low, high = mt.iqm_curve(returns, reps=reps, seed=seed, backend=CURVE_BACKEND)
         name = names[label]
         for tag, series in ((iqm_tag, center), (low_tag, low), (high_tag, high)):
             events += [
