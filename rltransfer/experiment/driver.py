@@ -80,7 +80,7 @@ class ExperimentResult:
 
 
 def run(experiment: str | os.PathLike | Experiment | dict[str, Any], *,
-        out: str | os.PathLike, workers: int | None = None, backend: str = "local",
+        out: str | os.PathLike | None = None, workers: int | None = None, backend: str = "local",
         seeds: int | None = None, steps: int | None = None, ray_address: str | None = None,
         cache: str | os.PathLike | None = None, progress: bool = True,
         report: bool = True) -> ExperimentResult:
@@ -92,7 +92,8 @@ def run(experiment: str | os.PathLike | Experiment | dict[str, Any], *,
 
     Args:
         experiment: an experiment file, a config mapping, or a resolved :class:`Experiment`.
-        out: the output folder (``experiment.json``, ``runs/``, ``tb/``, report files).
+        out: the output folder (``experiment.json``, ``runs/``, ``tb/``, report files);
+            default ``results/<experiment name>``.
         workers: parallel runs (default: the CPU count; ``0``: in this process).
         backend: ``"local"`` (process pool) or ``"ray"``.
         seeds, steps: override the file's seeds (``0..seeds-1``) and target steps.
@@ -120,7 +121,7 @@ def run(experiment: str | os.PathLike | Experiment | dict[str, Any], *,
         exp = resolve_experiment(experiment, seeds=seeds, steps=steps)
     else:
         exp = load_experiment(experiment, seeds=seeds, steps=steps)
-    out = Path(out).resolve()
+    out = Path(out if out is not None else Path("results") / exp.name).resolve()
     plan = make_plan(exp, out, cache)
     with _lock(out):
         return _run_plan(plan, exp, out, workers=workers, backend=backend,
