@@ -10,19 +10,16 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from helpers import PPO_TINY
+from helpers import PPO_TINY, Payload
 
 import rltransfer as rlt
 from rltransfer.checkpoint import CheckpointError
 from rltransfer.presets import PresetError, get_preset, load_presets, parse_preset
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("src") / "ppo"
-    return rlt.pretrain("CartPole-v1", algo="ppo", steps=256, seed=0, out=out,
-                        overrides=PPO_TINY, eval_episodes=2, progress_bar=False)
+@pytest.fixture
+def source(ppo_source):
+    return ppo_source
 
 
 def test_card_has_what_the_issue_lists(source):
@@ -92,14 +89,6 @@ def test_load_agent_round_trip(source):
         assert torch.equal(v, ckpt.tensors[k])
 
 
-class _Payload:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def test_import_sb3_zip_reads_only_weights(tmp_path):
     from stable_baselines3 import PPO
 
@@ -113,7 +102,7 @@ def test_import_sb3_zip_reads_only_weights(tmp_path):
         for item in zin.namelist():
             data = zin.read(item)
             if item == "data":
-                data = pickle.dumps(_Payload(marker))
+                data = pickle.dumps(Payload(marker))
             zout.writestr(item, data)
     out = rlt.import_sb3(evil, "CartPole-v1", out=tmp_path / "ck", activation_fn="tanh")
     ckpt = rlt.load_checkpoint(out)
@@ -125,7 +114,7 @@ def test_import_sb3_zip_reads_only_weights(tmp_path):
     bad = tmp_path / "bad.zip"
     with zipfile.ZipFile(bad, "w") as zf:
         buf = io.BytesIO()
-        pickle.dump(_Payload(marker), buf)
+        pickle.dump(Payload(marker), buf)
         zf.writestr("policy.pth", buf.getvalue())
     with pytest.raises(CheckpointError, match="weights_only=True"):
         rlt.import_sb3(bad, "CartPole-v1", out=tmp_path / "ck2")

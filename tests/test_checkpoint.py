@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from helpers import Payload
 
 from rltransfer.checkpoint import (
     CheckpointError,
@@ -49,20 +50,10 @@ def test_flipped_byte_is_refused(tmp_path):
         load_checkpoint(out)
 
 
-class _Payload:
-    """Unpickling this creates a marker file: proof that the payload ran."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def test_pickle_disguised_as_safetensors_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / "pwned"
     out = save_checkpoint(tmp_path / "ck", _tensors(), {"algo": "ppo"})
-    evil = pickle.dumps({"a.weight": _Payload(marker)})
+    evil = pickle.dumps({"a.weight": Payload(marker)})
     (out / "model.safetensors").write_bytes(evil)
     card = json.loads((out / "card.json").read_text())
     digest = sha256_file(out / "model.safetensors")  # the attacker also fixes the hash

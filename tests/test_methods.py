@@ -11,22 +11,6 @@ from rltransfer.methods import TransferError
 from rltransfer.roles import classify, select
 
 
-@pytest.fixture(scope="module")
-def ppo_source(tmp_path_factory):
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("src") / "ppo"
-    return rlt.pretrain("CartPole-v1", algo="ppo", steps=256, seed=0, out=out,
-                        overrides=PPO_TINY, eval_episodes=1, progress_bar=False)
-
-
-@pytest.fixture(scope="module")
-def sac_source(tmp_path_factory):
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("src") / "sac"
-    return rlt.pretrain("Pendulum-v1", algo="sac", steps=128, seed=0, out=out,
-                        overrides=SAC_TINY, eval_episodes=1, progress_bar=False)
-
-
 def _target(src, algo, method, **kw):
     env, tiny = ("CartPole-v1", PPO_TINY) if algo == "ppo" else ("Pendulum-v1", SAC_TINY)
     return rlt.transfer(src, env, method=method, seed=7, overrides=tiny, **kw)
