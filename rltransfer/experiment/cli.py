@@ -84,6 +84,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     import json
 
+    from rltransfer.experiment.driver import tensorboard_command
     from rltransfer.report import build_report, table
 
     paths = build_report(args.dir)
@@ -94,7 +95,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print("no finished transfer run yet: no metrics")
     print(f"\nreport: {paths.report_md}\nplots: {paths.curves_png}\n"
           f"metrics: {paths.metrics_json}\n"
-          f"TensorBoard: tensorboard --logdir {Path(args.dir).resolve() / 'tb'}")
+          f"TensorBoard: {tensorboard_command(args.dir)}")
     failed = [r for r in doc.get("runs", []) if r.get("status") == "failed"]
     return 1 if failed else 0
 

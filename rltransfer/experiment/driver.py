@@ -76,7 +76,21 @@ class ExperimentResult:
         return table(self.metrics)
 
     def tensorboard_command(self) -> str:
-        return f"tensorboard --logdir {self.out / 'tb'}"
+        """The TensorBoard command for this experiment (see :func:`tensorboard_command`)."""
+        return tensorboard_command(self.out)
+
+
+def tensorboard_command(out: str | os.PathLike) -> str:
+    """``tensorboard --logdir <out>/tb``, naming the executable beside this Python when it is
+    not on PATH (a virtual environment that is not activated, as after ``make demo``)."""
+    import shutil
+    import sys
+
+    exe = "tensorboard"
+    local = Path(sys.executable).parent / "tensorboard"
+    if local.exists() and shutil.which("tensorboard") != str(local):
+        exe = str(local)
+    return f"{exe} --logdir {Path(out).resolve() / 'tb'}"
 
 
 def run(experiment: str | os.PathLike | Experiment | dict[str, Any], *,

@@ -329,3 +329,18 @@ def subprocess_pid_that_exited() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
+
+
+def test_tensorboard_command_names_the_venv_executable_when_not_on_path(monkeypatch, tmp_path):
+    import os
+    import sys
+
+    from rltransfer.experiment.driver import tensorboard_command
+
+    local = Path(sys.executable).parent / "tensorboard"
+    monkeypatch.setenv("PATH", "/nonexistent")
+    cmd = tensorboard_command(tmp_path / "out")
+    assert cmd.endswith(f"--logdir {(tmp_path / 'out' / 'tb').resolve()}")
+    assert cmd.split()[0] == (str(local) if local.exists() else "tensorboard")
+    monkeypatch.setenv("PATH", f"{local.parent}{os.pathsep}/usr/bin")
+    assert tensorboard_command(tmp_path / "out").split()[0] == "tensorboard"
