@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from rltransfer.checkpoint import Checkpoint
-from rltransfer.roles import ROLES, ParamInfo, classify, encoder_prefixes, parts_for
+from rltransfer.roles import ParamInfo, check_roles, classify, encoder_prefixes, parts_for
 
 ON_MISMATCH = ("error", "reinit")
 
@@ -117,7 +117,7 @@ class Partial:
     moves_weights = True
 
     def __post_init__(self) -> None:
-        _check_roles(self.name, self.roles)
+        check_roles(self.roles, where=f"{self.name}.roles: ")
 
     @property
     def label(self) -> str:
@@ -148,7 +148,7 @@ class Frozen:
     moves_weights = True
 
     def __post_init__(self) -> None:
-        _check_roles(self.name, self.roles)
+        check_roles(self.roles, where=f"{self.name}.roles: ")
         if self.unfreeze_at is not None and self.unfreeze_at < 0:
             raise TransferError(f"frozen.unfreeze_at={self.unfreeze_at!r}: must be >= 0")
         if self.lr_scale is not None and not 0 < self.lr_scale <= 1:
@@ -493,18 +493,6 @@ def _belongs(model: Any, opt: torch.optim.Optimizer, param: torch.nn.Parameter) 
 def algo_name(model: Any) -> str:
     """``"ppo"`` or ``"sac"`` for an SB3 model."""
     return type(model).__name__.lower()
-
-
-def _check_roles(method: str, roles: tuple[str, ...]) -> None:
-    """Unknown roles are an error when the method is made, not when it first runs."""
-    if not roles:
-        raise TransferError(f"{method}.roles is empty; choose from {list(ROLES)}")
-    for role in roles:
-        if role not in ROLES:
-            close = difflib.get_close_matches(str(role), ROLES, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise TransferError(f"{method}.roles: role {role!r} is unknown{hint}; "
-                                f"choose from {list(ROLES)}")
 
 
 def _need(source: Checkpoint | None, method: str) -> Checkpoint:

@@ -22,6 +22,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rltransfer._validation import format_validation_error
+
 ALGOS = ("ppo", "sac")
 ACTIVATIONS = {
     "tanh": "Tanh",
@@ -228,35 +230,8 @@ def parse_preset(data: Mapping[str, Any], algo: str, *, where: str = "preset") -
     try:
         return _MODELS[algo].model_validate(dict(data))  # type: ignore[return-value]
     except ValidationError as exc:
-        raise PresetError(format_validation_error(exc, where, _MODELS[algo])) from None
-
-
-def format_validation_error(exc: ValidationError, where: str,
-                            model: type[BaseModel] | None = None) -> str:
-    """A pydantic error as lines naming field, value and what is accepted."""
-    lines = [f"{where}: invalid configuration"]
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(root)"
-        if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(model, err["loc"][:-1]) if model else []
-            hint = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
-            msg = f"unknown key {field!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-            if allowed:
-                msg += f"; allowed: {', '.join(allowed)}"
-        else:
-            msg = f"{field}={err.get('input')!r}: {err['msg']}"
-        lines.append(f"  - {msg}")
-    return "\n".join(lines)
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        sub = getattr(field, "annotation", None) if field else None
-        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
-            return []
-        model = sub
-    return sorted(model.model_fields)
+        raise PresetError(format_validation_error(exc, where, "configuration",
+                                                  _MODELS[algo])) from None
 
 
 def load_presets(algo: str, path: str | os.PathLike | None = None) -> dict[str, Preset]:

@@ -23,6 +23,7 @@ are flagged as targets so methods keep them consistent.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -96,17 +97,27 @@ def _match(rules, key: str, algo: str) -> str:
     raise RoleError(f"{algo} parameter {key!r} belongs to no role; rltransfer.roles needs a rule")
 
 
+def check_roles(roles: Iterable[str], where: str = "") -> None:
+    """Raise :class:`RoleError` for an empty list or an unknown role (with a "did you mean").
+
+    ``where`` prefixes the message (for example ``"partial.roles: "``).
+    """
+    roles = list(roles)
+    if not roles:
+        raise RoleError(f"{where}no role given; choose from {list(ROLES)}")
+    for role in roles:
+        if role not in ROLES:
+            close = difflib.get_close_matches(str(role), ROLES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise RoleError(f"{where}role {role!r} is unknown{hint}; choose from {list(ROLES)}")
+
+
 def parts_for(roles: Iterable[str], info: Mapping[str, ParamInfo]) -> set[str]:
     """Resolve user roles to parts, given the classified parameters of the target policy."""
     parts: set[str] = set()
     has_features = any(i.part == "features" for i in info.values())
+    check_roles(roles)
     for role in roles:
-        if role not in ROLES:
-            import difflib
-
-            close = difflib.get_close_matches(str(role), ROLES, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise RoleError(f"role {role!r} is unknown{hint}; choose from {list(ROLES)}")
         if role == "all":
             parts.update(PARTS)
         elif role == "encoder":

@@ -124,11 +124,11 @@ def test_import_sb3_zip_reads_only_weights(tmp_path):
 def test_presets_are_validated_with_clear_errors():
     assert get_preset("CartPole-v1", "ppo").n_steps == 32  # via `match`
     assert set(load_presets("sac")) >= {"pendulum", "hopper", "halfcheetah"}
-    with pytest.raises(PresetError, match="unknown key 'n_step' \\(did you mean 'n_steps'"):
+    with pytest.raises(PresetError, match="n_step: unknown field \\(did you mean 'n_steps'\\?\\)"):
         parse_preset({"n_step": 5}, "ppo")
-    with pytest.raises(PresetError, match="gamma='high'"):
+    with pytest.raises(PresetError, match="gamma: value 'high'"):
         parse_preset({"gamma": "high"}, "ppo")
-    with pytest.raises(PresetError, match="activation_fn='sigmoid'"):
+    with pytest.raises(PresetError, match="policy_kwargs.activation_fn: value 'sigmoid'.*'tanh'"):
         parse_preset({"policy_kwargs": {"activation_fn": "sigmoid"}}, "sac")
     with pytest.raises(PresetError, match="schedule 'cos_0.1'"):
         parse_preset({"learning_rate": "cos_0.1"}, "ppo")

@@ -18,6 +18,7 @@ from typing import Any
 import gymnasium as gym
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rltransfer._validation import error_lines
 from rltransfer.envs.errors import EnvError, unknown_name
 from rltransfer.envs.knobs import (
     Knob,
@@ -315,11 +316,7 @@ def register_family(
 
 
 def _validation_message(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(entry)"
-        parts.append(f"field {loc!r}: {e['msg']} (got {e.get('input')!r})")
-    return "; ".join(parts)
+    return "; ".join(error_lines(err, EnvFamily, Knob))
 
 
 def get_family(name: str) -> EnvFamily:

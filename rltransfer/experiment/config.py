@@ -34,6 +34,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rltransfer._validation import format_validation_error
+
 __all__ = [
     "EvalSchedule",
     "Experiment",
@@ -238,7 +240,8 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
         try:
             cfg = ExperimentConfig.model_validate(dict(data))
         except ValidationError as exc:
-            raise ExperimentError(_format_errors(exc, where)) from None
+            raise ExperimentError(format_validation_error(exc, where, "experiment file",
+                                                          ExperimentConfig)) from None
 
     def fail(field: str, msg: str) -> ExperimentError:
         return ExperimentError(f"{where}: {field}: {msg}")
@@ -376,58 +379,6 @@ def method_spec_json(method: Any) -> MethodSpec:
             if value != f.default:
                 opts[f.name] = list(value) if isinstance(value, tuple) else value
     return {method.name: opts} if opts else method.name
-
-
-def _format_errors(exc: ValidationError, where: str) -> str:
-    lines = [f"{where}: invalid experiment file"]
-    for err in exc.errors():
-        loc = [p for p in err["loc"] if not _is_union_tag(p)]
-        field = ".".join(str(p) for p in loc) or "(root)"
-        if err["type"] == "extra_forbidden":
-            allowed = _allowed(loc[:-1])
-            import difflib
-
-            hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-            msg = f"{field}: unknown field" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-            if allowed:
-                msg += f"; accepted fields: {', '.join(allowed)}"
-        elif err["type"] == "missing":
-            msg = f"{field}: required field missing"
-        else:
-            msg = f"{field}: value {err.get('input')!r}: {err['msg']}"
-            accepted = _accepted(err)
-            if accepted:
-                msg += f"; accepted: {accepted}"
-        lines.append(f"  - {msg}")
-    return "\n".join(dict.fromkeys(lines))
-
-
-def _is_union_tag(part: Any) -> bool:
-    # pydantic puts the union member's type in the location ("int", "list[int]", ...)
-    return isinstance(part, str) and ("[" in part or part in ("int", "str", "float", "bool"))
-
-
-def _allowed(loc: list[Any]) -> list[str]:
-    model: type[BaseModel] = ExperimentConfig
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        ann = getattr(field, "annotation", None)
-        sub = next((a for a in getattr(ann, "__args__", (ann,))
-                    if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        if sub is None:
-            return []
-        model = sub
-    return sorted(model.model_fields)
-
-
-def _accepted(err: Mapping[str, Any]) -> str:
-    ctx = err.get("ctx") or {}
-    if "expected" in ctx:
-        return str(ctx["expected"])
-    for key, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
-        if key in ctx:
-            return f"a number {sign} {ctx[key]}"
-    return ""
 
 
 def _pix(pixels: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -1,0 +1,77 @@
+"""One way to turn a pydantic ``ValidationError`` into lines a user can act on.
+
+Each line names the field, the value and what is accepted; an unknown field gets a "did you
+mean" and the list of accepted fields of the model it sits in. Presets, experiment files and
+env catalogue entries all report their errors through :func:`error_lines`. Depends on pydantic
+and the standard library only.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+
+def error_lines(exc: ValidationError, *models: type[BaseModel]) -> list[str]:
+    """One message per error: ``field: problem`` with the value and what is accepted.
+
+    ``models``: the models that may have been validated; the one ``exc`` names (its title)
+    lets unknown fields list the accepted ones.
+    """
+    model = next((m for m in models if m.__name__ == exc.title), None)
+    lines = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if not _is_union_tag(p)]
+        field = ".".join(str(p) for p in loc) or "(root)"
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed(model, loc[:-1]) if model is not None else []
+            hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            msg = f"{field}: unknown field" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            if allowed:
+                msg += f"; accepted fields: {', '.join(allowed)}"
+        elif err["type"] == "missing":
+            msg = f"{field}: required field missing"
+        else:
+            msg = f"{field}: value {err.get('input')!r}: {err['msg']}"
+            accepted = _accepted(err)
+            if accepted and accepted not in err["msg"]:
+                msg += f"; accepted: {accepted}"
+        lines.append(msg)
+    return list(dict.fromkeys(lines))
+
+
+def format_validation_error(exc: ValidationError, where: str, what: str,
+                            *models: type[BaseModel]) -> str:
+    """``<where>: invalid <what>`` followed by :func:`error_lines` as a bulleted list."""
+    return "\n".join([f"{where}: invalid {what}",
+                      *(f"  - {m}" for m in error_lines(exc, *models))])
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic puts the union member's type in the location ("int", "list[int]", ...)
+    return isinstance(part, str) and ("[" in part or part in ("int", "str", "float", "bool"))
+
+
+def _allowed(model: type[BaseModel], loc: list[Any]) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        sub = next((a for a in getattr(ann, "__args__", (ann,))
+                    if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if sub is None:
+            return []
+        model = sub
+    return sorted(model.model_fields)
+
+
+def _accepted(err: Mapping[str, Any]) -> str:
+    ctx = err.get("ctx") or {}
+    if "expected" in ctx:
+        return str(ctx["expected"])
+    for key, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+        if key in ctx:
+            return f"a number {sign} {ctx[key]}"
+    return ""
