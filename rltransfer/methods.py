@@ -138,25 +138,39 @@ class Frozen:
     ``cache``: when a whole features extractor is frozen for good (no ``unfreeze_at``), its
     output for an observation is computed once and reused (PPO's epochs revisit every
     rollout observation), see :class:`FeatureCache`.
+    ``weights``: ``"source"`` (default) freezes weights copied from the source checkpoint;
+    ``"init"`` takes no source and freezes the target's own initial weights of ``roles``:
+    the random-features control (a randomly initialized ResNet-18), or an encoder whose
+    preset loads pretrained weights itself (ResNet-18 with ImageNet weights).
     """
 
     roles: tuple[str, ...] = ("encoder",)
     unfreeze_at: int | None = None
     lr_scale: float | None = None
     cache: bool = True
+    weights: str = "source"
     name = "frozen"
-    moves_weights = True
 
     def __post_init__(self) -> None:
         check_roles(self.roles, where=f"{self.name}.roles: ")
+        if self.weights not in ("source", "init"):
+            raise TransferError(f"frozen.weights={self.weights!r}: choose 'source' (weights "
+                                "from the source checkpoint) or 'init' (the target's own)")
         if self.unfreeze_at is not None and self.unfreeze_at < 0:
             raise TransferError(f"frozen.unfreeze_at={self.unfreeze_at!r}: must be >= 0")
         if self.lr_scale is not None and not 0 < self.lr_scale <= 1:
             raise TransferError(f"frozen.lr_scale={self.lr_scale!r}: must be in (0, 1]")
 
     @property
+    def moves_weights(self) -> bool:
+        """Whether a source checkpoint is needed (not for ``weights="init"``)."""
+        return self.weights == "source"
+
+    @property
     def label(self) -> str:
         extra = []
+        if self.weights == "init":
+            extra.append("init")
         if self.roles != ("encoder",):
             extra.append(",".join(self.roles))
         if self.unfreeze_at is not None:
@@ -167,7 +181,11 @@ class Frozen:
 
     def apply(self, model: Any, source: Checkpoint | None, on_mismatch: str = "error"
               ) -> TransferLog:
-        log = copy_roles(model, _need(source, self.name), self.roles, on_mismatch, self.label)
+        if self.weights == "init":
+            log = _own_roles(model, self.roles, self.label)
+        else:
+            log = copy_roles(model, _need(source, self.name), self.roles, on_mismatch,
+                             self.label)
         moved = {k for k in log.moved if not k.startswith("critic_target.")}
         params = {n: p for n, p in model.policy.named_parameters() if n in moved}
         _sync_targets(model, params)
@@ -211,7 +229,7 @@ def get_method(spec: str | Mapping[str, Any] | Any, **options: Any) -> Any:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise TransferError(f"method {name!r} is unknown{hint}; choose from {list(METHODS)}")
     cls = METHODS[name]
-    allowed = [f for f in cls.__dataclass_fields__ if f not in ("name", "moves_weights")]
+    allowed = list(cls.__dataclass_fields__)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise TransferError(f"method {name!r} has no option {unknown[0]!r}; "
@@ -253,6 +271,20 @@ def source_tensors(model: Any, source: Checkpoint) -> dict[str, torch.Tensor]:
                             "the target policy (is the target's features_extractor the same "
                             f"encoder? checkpoint: {source.card.get('encoder')})")
     return out
+
+
+def _own_roles(model: Any, roles: Iterable[str], label: str) -> TransferLog:
+    """A log that lists ``model``'s own parameters of ``roles`` as moved (nothing copied)."""
+    target = model.policy.state_dict()
+    info = classify(algo_name(model), target)
+    parts = parts_for(roles, info)
+    log = TransferLog(label)
+    for key in target:
+        (log.moved if info[key].part in parts else log.fresh).append(key)
+    if not log.moved:
+        raise TransferError(f"{label}: the target has no parameters for roles {list(roles)}")
+    log.notes.append(f"{len(log.moved)} tensors keep their initial weights, frozen")
+    return log
 
 
 def copy_roles(model: Any, source: Checkpoint, roles: Iterable[str], on_mismatch: str,

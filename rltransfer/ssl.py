@@ -61,6 +61,7 @@ from stable_baselines3.common.preprocessing import is_image_space, is_image_spac
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from rltransfer._io import write_text_atomic
 from rltransfer.agent import versions
 from rltransfer.checkpoint import load_checkpoint, save_checkpoint, space_from_json, space_to_json
 from rltransfer.encoders import EncoderError, build_encoder, random_shift
@@ -449,11 +450,13 @@ def pretrain_encoder_cli(
     positive: str = "same",
     progress_bar: bool = True,
     overwrite: bool = False,
+    loss_csv: str | Path | None = None,
 ) -> Path:
     """``rltransfer pretrain-encoder``: collect ``frames`` frames in ``env``, pretrain, save.
 
     Builds the env with ``rltransfer.envs.make(env, knobs, pixels=pixels)`` and records
-    ``rltransfer.envs.describe(...)`` as the card's ``env``. Returns the checkpoint folder.
+    ``rltransfer.envs.describe(...)`` as the card's ``env``. ``loss_csv``: also write the
+    loss of every step there (``step,loss``). Returns the checkpoint folder.
 
     Example:
         >>> # rltransfer pretrain-encoder cartpole --pixels '{"size": 64}' --encoder impala_cnn
@@ -481,6 +484,9 @@ def pretrain_encoder_cli(
         progress_bar=progress_bar,
         positive=positive,
     )
+    if loss_csv is not None:
+        write_text_atomic(Path(loss_csv), "step,loss\n" + "".join(
+            f"{i},{loss!r}\n" for i, loss in enumerate(losses, 1)))
     env_card = (envs.describe(env, knobs) if pixels is None
                 else envs.describe(env, knobs, pixels=dict(pixels)))
     tail = losses[-10:]

@@ -13,7 +13,7 @@ from rltransfer.roles import classify, select
 
 def _target(src, algo, method, **kw):
     env, tiny = ("CartPole-v1", PPO_TINY) if algo == "ppo" else ("Pendulum-v1", SAC_TINY)
-    return rlt.transfer(src, env, method=method, seed=7, overrides=tiny, **kw)
+    return rlt.transfer(src, env, method=method, seed=7, overrides=tiny, algo=algo, **kw)
 
 
 def _moved_and_fresh(model, src_tensors):
@@ -102,6 +102,26 @@ def test_frozen_weights_unchanged_after_learn_and_out_of_optimizer(algo, ppo_sou
             torch.testing.assert_close(twin, params[k])
     trained = [k for k in params if k not in frozen and not torch.equal(params[k], before[k])]
     assert trained, "nothing trained at all"
+
+
+def test_frozen_init_freezes_the_targets_own_weights_without_a_source():
+    method = {"frozen": {"weights": "init", "roles": ["actor"]}}
+    model = _target(None, "ppo", method)
+    fresh = rlt.build_agent("CartPole-v1", algo="ppo", seed=7, overrides=PPO_TINY)
+    init = fresh.policy.state_dict()
+    log = model.rltransfer_log
+    assert log.method == "frozen[init;actor]" and sorted(log.moved) == log.frozen
+    assert set(log.frozen) == {k for k in init if k.startswith(("mlp_extractor.policy_net",
+                                                                 "action_net"))}
+    params = dict(model.policy.named_parameters())
+    opt_ids = {id(p) for o in _optimizers(model) for g in o.param_groups for p in g["params"]}
+    assert not any(id(params[k]) in opt_ids for k in log.frozen)
+    model.learn(256)
+    for k in log.frozen:
+        assert torch.equal(params[k], init[k]), k  # the initialization, unchanged
+    assert not torch.equal(params["value_net.weight"], init["value_net.weight"])
+    with pytest.raises(TransferError, match="'imagenet'.*'init'"):
+        _target(None, "ppo", {"frozen": {"weights": "imagenet"}})
 
 
 def _optimizers(model):

@@ -12,6 +12,16 @@ included), the seeds, the step budget, the evaluation schedule and the return th
     eval: {every: 2000, episodes: 10}
     threshold: 475
 
+A method entry can also carry its own source, preset and label (``method`` is then a key)::
+
+    sources:                 # named sources besides ``agent``, the RL pretraining
+      ssl: {kind: ssl, objective: contrastive, frames: 20000, steps: 2000}
+    methods:
+      - frozen                                   # the source agent's encoder, frozen
+      - {method: frozen, source: ssl, label: ssl-frozen}
+      - {method: {frozen: {weights: init}}, preset: cartpole-pixels-resnet18,
+         label: resnet18-random}
+
 The file is read with ``yaml.safe_load`` (data only) and validated with pydantic
 (``extra="forbid"``); every error names the file, the field, the value and what is accepted.
 Method names and options are checked by :func:`rltransfer.methods.get_method`, env names
@@ -42,6 +52,9 @@ __all__ = [
     "ExperimentConfig",
     "ExperimentError",
     "MemberSpec",
+    "MethodEntry",
+    "MethodSetup",
+    "SSLSourceSpec",
     "load_experiment",
     "resolve_experiment",
 ]
@@ -86,6 +99,55 @@ class EvalSchedule(_Strict):
 
 
 MethodSpec = str | dict[str, Any]
+AGENT_SOURCE = "agent"
+"""The name of the default source: the RL agent pretrained on the source env."""
+
+
+class SSLSourceSpec(_Strict):
+    """A self-supervised encoder pretrained on frames of the source env (a named source).
+
+    The same training as ``rltransfer pretrain-encoder``: ``frames`` frames from a uniformly
+    random policy in the source env, then ``steps`` gradient steps of ``objective``. The
+    encoder architecture defaults to the features extractor of the experiment's target
+    preset, so the checkpoint fits the methods that use it.
+    """
+
+    kind: Literal["ssl"] = "ssl"
+    """The source kind; ``ssl`` (self-supervised encoder) is the one besides ``agent``."""
+    objective: Literal["contrastive", "inverse_dynamics"] = "contrastive"
+    """Contrastive with random shifts (CURL/ATC style) or inverse dynamics."""
+    positive: Literal["same", "next"] = "same"
+    """Contrastive positives: the ``same`` frame shifted (CURL) or the ``next`` frame (ATC)."""
+    frames: int = Field(default=20000, gt=1)
+    """Frames collected in the source env."""
+    steps: int = Field(default=2000, gt=0)
+    """Gradient steps."""
+    batch_size: int = Field(default=128, gt=1)
+    """Frames per gradient step (the other frames of a batch are the negatives)."""
+    lr: float = Field(default=1e-3, gt=0)
+    """Adam learning rate."""
+    seed: int = Field(default=0, ge=0)
+    """Seeds frame collection, initialization, batches and augmentation."""
+    encoder: str | None = None
+    """Encoder registry name (default: the target preset's ``features_extractor``)."""
+    encoder_kwargs: dict[str, Any] | None = None
+    """Encoder keywords (default: the target preset's ``features_extractor_kwargs``)."""
+
+
+class MethodEntry(_Strict):
+    """A method with its own source, preset or label (the long form of a ``methods`` item)."""
+
+    method: MethodSpec
+    """The method: a name or ``{name: {options}}``, as in the short form."""
+    label: str | None = None
+    """The name in reports and TensorBoard (default: the method's label, plus ``@source``
+    for a named source and ``/preset`` for a preset name)."""
+    source: str | None = None
+    """``agent`` (default for methods that move weights) or a name under ``sources``."""
+    preset: str | dict[str, Any] | None = None
+    """This method's preset (default: the experiment's)."""
+    overrides: dict[str, Any] | None = None
+    """Merged over the experiment's ``overrides`` for this method."""
 
 
 class ExperimentConfig(_Strict):
@@ -110,8 +172,11 @@ class ExperimentConfig(_Strict):
     overrides: dict[str, Any] | None = None
     """Hyperparameters merged into the preset for every run, e.g. ``{n_envs: 4}``."""
     methods: list[MethodSpec] = Field(default_factory=lambda: ["scratch", "finetune"])
-    """Methods to compare: names (``finetune``) or ``{name: {options}}`` (``{partial: {roles:
-    [actor]}}``). ``scratch`` is added first if missing: it is the baseline."""
+    """Methods to compare: names (``finetune``), ``{name: {options}}`` (``{partial: {roles:
+    [actor]}}``), or the long form ``{method, label, source, preset, overrides}``
+    (:class:`MethodEntry`). ``scratch`` is added first if missing: it is the baseline."""
+    sources: dict[str, SSLSourceSpec] = Field(default_factory=dict)
+    """Named sources besides ``agent`` (the RL pretraining), for methods to start from."""
     seeds: int | list[int] = DEFAULT_SEEDS
     """Number of seeds (``5`` runs seeds 0..4) or an explicit list of seeds."""
     steps: int | None = Field(default=None, gt=0)
@@ -156,6 +221,32 @@ class Member:
 
 
 @dataclasses.dataclass(frozen=True)
+class MethodSetup:
+    """One resolved method of an experiment."""
+
+    label: str
+    spec: MethodSpec
+    """Canonical method spec (``name`` or ``{name: {options}}``)."""
+    source: str | None
+    """``agent``, a name under ``sources``, or ``None`` (the method takes no source)."""
+    preset: str | dict[str, Any] | None
+    """The preset of this method's runs (the experiment's unless the entry gives one)."""
+    overrides: dict[str, Any] | None
+    """The experiment's overrides with the entry's merged over them."""
+
+    def to_json(self, preset: Any = None, overrides: Any = None) -> MethodSpec | dict[str, Any]:
+        """The short form where it says everything (given the experiment's ``preset`` and
+        ``overrides``), else the long form."""
+        from rltransfer.methods import get_method
+
+        if (self.label == get_method(self.spec).label and self.source in (None, AGENT_SOURCE)
+                and self.preset == preset and self.overrides == overrides):
+            return self.spec
+        return {"method": self.spec, "label": self.label, "source": self.source,
+                "preset": self.preset, "overrides": self.overrides}
+
+
+@dataclasses.dataclass(frozen=True)
 class Experiment:
     """A validated experiment with every default filled in: what the planner expands."""
 
@@ -170,6 +261,9 @@ class Experiment:
     methods: list[MethodSpec]
     """Normalized method specs, ``scratch`` first."""
     method_labels: list[str]
+    setups: list[MethodSetup]
+    """Per method (same order): its label, spec, source name, preset and overrides."""
+    sources: dict[str, SSLSourceSpec]
     seeds: list[int]
     steps: int
     eval_every: int
@@ -182,10 +276,14 @@ class Experiment:
 
     @property
     def needs_source(self) -> bool:
-        """Whether any method moves weights (so the source must be pretrained)."""
-        from rltransfer.methods import get_method
+        """Whether any method starts from the source agent (so it must be pretrained)."""
+        return any(m.source == AGENT_SOURCE for m in self.setups)
 
-        return any(get_method(m).moves_weights for m in self.methods)
+    @property
+    def used_sources(self) -> list[str]:
+        """The names of the sources some method starts from, ``agent`` first."""
+        used = {m.source for m in self.setups if m.source is not None}
+        return [n for n in [AGENT_SOURCE, *self.sources] if n in used]
 
     def config_json(self) -> dict[str, Any]:
         """The full validated configuration, JSON-able (for experiment.json and the report)."""
@@ -193,7 +291,9 @@ class Experiment:
             "name": self.name, "description": self.description, "pair": self.pair,
             "source": self.source.to_json(), "target": self.target.to_json(),
             "algo": self.algo, "preset": self.preset, "overrides": self.overrides,
-            "methods": self.methods, "seeds": self.seeds, "steps": self.steps,
+            "methods": [m.to_json(self.preset, self.overrides) for m in self.setups],
+            "sources": {k: v.model_dump(mode="json") for k, v in self.sources.items()},
+            "seeds": self.seeds, "steps": self.steps,
             "eval": {"every": self.eval_every, "episodes": self.eval_episodes},
             "threshold": self.threshold, "source_steps": self.source_steps,
             "source_seed": self.source_seed, "on_mismatch": self.on_mismatch,
@@ -301,9 +401,6 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
     else:
         seed_list = list(cfg.seeds)
 
-    # --- methods
-    methods, labels = _check_methods(cfg.methods, where)
-
     # --- hyperparameters: resolve now so mistakes surface before anything runs
     from rltransfer.presets import PresetError
 
@@ -314,11 +411,18 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
             name = "overrides" if cfg.overrides else "preset"
             raise fail(name, f"(for the {field} env {member.env!r}) {exc}") from None
 
+    # --- methods and the sources they start from
+    if AGENT_SOURCE in cfg.sources:
+        raise fail(f"sources.{AGENT_SOURCE}", f"{AGENT_SOURCE!r} is the RL agent pretrained on "
+                                              "the source env; give named sources other names")
+    setups = _check_methods(cfg, target, where)
+
     return Experiment(
         name=str(cfg.name or (path.stem if path else "experiment")),
         description=cfg.description, pair=cfg.pair, source=source, target=target,
         algo=cfg.algo, preset=cfg.preset, overrides=dict(cfg.overrides or {}) or None,
-        methods=methods, method_labels=labels, seeds=seed_list, steps=n_steps,
+        methods=[m.spec for m in setups], method_labels=[m.label for m in setups],
+        setups=setups, sources=dict(cfg.sources), seeds=seed_list, steps=n_steps,
         eval_every=int(every), eval_episodes=cfg.eval.episodes, threshold=threshold,
         source_steps=int(source_steps), source_seed=cfg.source_seed,
         on_mismatch=cfg.on_mismatch, path=path,
@@ -332,7 +436,8 @@ def resolved_preset(member: Member, algo: str, preset: Any, overrides: Any) -> d
 
     desc = envs.describe(member.env, member.knobs, **_pix(member.pixels))
     p = resolve_preset(member.env, algo, preset, family=desc.get("family"),
-                       gym_id=desc.get("gym_id"), overrides=overrides)
+                       gym_id=desc.get("gym_id"), pixels=bool(member.pixels),
+                       overrides=overrides)
     return p.model_dump(mode="json")
 
 
@@ -345,29 +450,76 @@ def _check_member(member: Member, where: str) -> None:
         raise ExperimentError(f"{where}: {exc}") from None
 
 
-def _check_methods(specs: list[Any], where: str) -> tuple[list[MethodSpec], list[str]]:
+def _check_methods(cfg: ExperimentConfig, target: Member, where: str) -> list[MethodSetup]:
+    """Resolve every ``methods`` item: spec, source, preset, unique label; scratch first."""
     from rltransfer.methods import get_method
+    from rltransfer.presets import PresetError
 
-    methods: list[MethodSpec] = []
-    labels: list[str] = []
-    for i, spec in enumerate(specs):
+    base_overrides = dict(cfg.overrides or {})
+    setups: list[MethodSetup] = []
+    for i, item in enumerate(cfg.methods):
+        at = f"{where}: methods[{i}]"
+        if isinstance(item, Mapping) and "method" in item:
+            try:
+                entry = MethodEntry.model_validate(dict(item))
+            except ValidationError as exc:
+                raise ExperimentError(format_validation_error(exc, at, "method entry",
+                                                              MethodEntry)) from None
+        else:
+            entry = MethodEntry(method=item)
         try:
-            m = get_method(spec)
+            m = get_method(entry.method)
         except (ValueError, TypeError) as exc:
-            raise ExperimentError(f"{where}: methods[{i}]: {spec!r}: {exc}") from None
-        if m.label in labels:
-            raise ExperimentError(f"{where}: methods[{i}]: {spec!r} duplicates method "
-                                  f"{m.label!r}; each method appears once")
-        methods.append(method_spec_json(m))
-        labels.append(m.label)
+            raise ExperimentError(f"{at}: {entry.method!r}: {exc}") from None
+        source = _method_source(m, entry.source, cfg, at)
+        label = entry.label or m.label
+        if entry.label is None and source not in (None, AGENT_SOURCE):
+            label += f"@{source}"
+        if entry.label is None and isinstance(entry.preset, str):
+            label += f"/{entry.preset}"
+        if not label.strip() or label in ("aggregate", "pretrain"):
+            raise ExperimentError(f"{at}: label {label!r} is reserved or empty; choose "
+                                  "another label")
+        if label in [s.label for s in setups]:
+            raise ExperimentError(f"{at}: {item!r} duplicates method {label!r}; each method "
+                                  "appears once (give it a distinct `label`)")
+        overrides = {**base_overrides, **(entry.overrides or {})}
+        if entry.preset is not None or entry.overrides:
+            try:
+                resolved_preset(target, cfg.algo, entry.preset or cfg.preset, overrides)
+            except (PresetError, ValueError) as exc:
+                raise ExperimentError(f"{at} ({label}): preset: {exc}") from None
+        setups.append(MethodSetup(
+            label=label, spec=method_spec_json(m), source=source,
+            preset=entry.preset if entry.preset is not None else cfg.preset,
+            overrides=overrides or None))
+    labels = [s.label for s in setups]
     if "scratch" not in labels:
-        methods.insert(0, "scratch")
-        labels.insert(0, "scratch")
+        setups.insert(0, MethodSetup("scratch", "scratch", None, cfg.preset,
+                                     base_overrides or None))
     elif labels[0] != "scratch":
-        i = labels.index("scratch")
-        methods.insert(0, methods.pop(i))
-        labels.insert(0, labels.pop(i))
-    return methods, labels
+        setups.insert(0, setups.pop(labels.index("scratch")))
+    return setups
+
+
+def _method_source(method: Any, name: str | None, cfg: ExperimentConfig,
+                   at: str) -> str | None:
+    """The source a method starts from, checked against what the method can use."""
+    if not method.moves_weights:
+        if name is not None:
+            raise ExperimentError(f"{at}: source: {name!r}, but method {method.label!r} takes "
+                                  "no source (remove `source`)")
+        return None
+    name = AGENT_SOURCE if name is None else name
+    if name != AGENT_SOURCE and name not in cfg.sources:
+        known = [AGENT_SOURCE, *cfg.sources]
+        raise ExperimentError(f"{at}: source: {name!r} is not a source; choose from {known} "
+                              "(define named sources under `sources`)")
+    if name != AGENT_SOURCE and tuple(getattr(method, "roles", ())) != ("encoder",):
+        raise ExperimentError(
+            f"{at}: source {name!r} is an encoder checkpoint; method {method.label!r} needs "
+            "more than an encoder. Use frozen or {partial: {roles: [encoder]}}")
+    return name
 
 
 def method_spec_json(method: Any) -> MethodSpec:

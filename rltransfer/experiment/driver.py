@@ -1,9 +1,9 @@
 """Running an experiment: plan, skip what is finished, schedule the rest, report.
 
-Order: the source pretraining and every ``scratch`` run are submitted at once (scratch does not
-need the source); the runs that start from the source are submitted as soon as it finishes.
-If the pretraining fails, those runs are recorded as failed (their ``error.txt`` says why) and
-the scratch runs go on.
+Order: the source runs (the source agent's pretraining, named self-supervised sources) and
+every run that needs none of them (``scratch``) are submitted at once; the runs that start from
+a source are submitted as soon as that source finishes. If a source fails, the runs that start
+from it are recorded as failed (their ``error.txt`` says why) and the others go on.
 """
 
 from __future__ import annotations
@@ -188,10 +188,14 @@ def _run_plan(plan: Plan, exp: Experiment, out: Path, *, workers: int | None, ba
 def _schedule(plan: Plan, todo: list[RunSpec], be: Any, progress: Progress, out: Path,
               report: bool) -> list[FailedRun]:
     todo_ids = {r.run_id for r in todo}
-    source = plan.source
-    waiting = [r for r in todo if r.source_id is not None and source is not None
-               and source.run_id in todo_ids]
-    ready = [r for r in todo if r not in waiting]
+    sources = {r.run_id: r for r in plan.sources.values()}
+    waiting: dict[str, list[RunSpec]] = {}
+    ready = []
+    for r in todo:
+        if r.source_id is not None and r.source_id in todo_ids:
+            waiting.setdefault(r.source_id, []).append(r)
+        else:
+            ready.append(r)
     handles: dict[Any, RunSpec] = {}
     failed: list[FailedRun] = []
     last_aggregate = time.monotonic()
@@ -202,7 +206,7 @@ def _schedule(plan: Plan, todo: list[RunSpec], be: Any, progress: Progress, out:
             handles[be.submit(spec)] = spec
 
     try:
-        submit(ready)  # the pretraining first, then scratch
+        submit(ready)  # the sources first, then scratch and what needs no pending source
         while handles:
             for h in be.wait(list(handles), timeout=0.5):
                 spec = handles.pop(h)
@@ -215,16 +219,16 @@ def _schedule(plan: Plan, todo: list[RunSpec], be: Any, progress: Progress, out:
                                             err[-1] if err else "failed"))
                     progress.write(f"run {spec.run_id} ({spec.method}, seed {spec.seed}) "
                                    f"FAILED: {failed[-1].error} (see {spec.run_dir}/{ERROR})")
-                if source is not None and spec.run_id == source.run_id:
+                if spec.run_id in sources:
+                    deps = waiting.pop(spec.run_id, [])
                     if ok:
-                        submit(waiting)
+                        submit(deps)
                     else:
-                        for dep in waiting:
+                        for dep in deps:
                             _skip_dependent(dep, spec)
                             progress.finished(dep, False)
                             failed.append(FailedRun(dep.run_id, dep.kind, dep.method, dep.seed,
                                                     f"source run {spec.run_id} failed"))
-                    waiting = []
                 if (report and ok and spec.kind == "transfer"
                         and time.monotonic() - last_aggregate > AGGREGATE_EVERY_S):
                     _aggregate(out)
@@ -329,6 +333,8 @@ def _write_experiment_json(plan: Plan) -> None:
         "source": ({"run_id": plan.source.run_id, "steps": exp.source_steps,
                     "seed": exp.source_seed, "cache": plan.source.cache_dir}
                    if plan.source else None),
+        "sources": {name: {"run_id": r.run_id, "kind": r.kind, "cache": r.cache_dir}
+                    for name, r in plan.sources.items()},
         "runs": {r.run_id: {"kind": r.kind, "method": r.method, "seed": r.seed}
                  for r in plan.all_runs},
         "config": exp.config_json(), "file": str(exp.path) if exp.path else None,

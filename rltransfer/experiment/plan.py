@@ -8,7 +8,9 @@ part of it, so the same run has the same id in any folder, on any machine.
 
 The source pretraining is a run too (kind ``pretrain``); its checkpoint is cached by id in a
 shared folder, so experiments that share a source train it once. ``scratch`` runs do not
-depend on it.
+depend on it. A named self-supervised source (``sources:`` in the experiment file) is a run
+of kind ``pretrain-encoder``, cached the same way; the methods that start from it depend on
+it alone.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rltransfer.experiment.config import (
+    AGENT_SOURCE,
     SOURCE_EVAL_EPISODES,
     SOURCE_EVAL_POINTS,
     Experiment,
@@ -29,9 +32,11 @@ from rltransfer.experiment.config import (
     resolved_preset,
 )
 
-__all__ = ["PLAN_FORMAT", "Plan", "RunSpec", "default_cache", "make_plan", "run_id_of",
-           "safe_name"]
+__all__ = ["PLAN_FORMAT", "SOURCE_KINDS", "Plan", "RunSpec", "default_cache", "make_plan",
+           "run_id_of", "safe_name"]
 
+SOURCE_KINDS = ("pretrain", "pretrain-encoder")
+"""Run kinds that produce a source checkpoint (not part of the metrics)."""
 PLAN_FORMAT = 1
 """Bumped when the meaning of a run's content changes (old run ids then no longer match)."""
 CACHE_ENV = "RLTRANSFER_CACHE"
@@ -66,10 +71,13 @@ class RunSpec:
 
     run_id: str
     kind: str
-    """``"pretrain"`` or ``"transfer"``."""
+    """``"pretrain"`` (the source agent), ``"pretrain-encoder"`` (a self-supervised source)
+    or ``"transfer"``."""
     method: str
-    """The method label (``"pretrain"`` for the source run)."""
+    """The method label (``"pretrain"`` for the source agent, ``"source:<name>"`` for a
+    named source)."""
     method_spec: Any
+    """The method spec (transfer), or the options of a ``pretrain-encoder`` run."""
     seed: int
     env: dict[str, Any]
     """``{env, knobs, pixels}`` of the env this run trains on."""
@@ -111,13 +119,19 @@ class Plan:
     experiment: Experiment
     out: Path
     cache: Path
-    source: RunSpec | None
+    sources: dict[str, RunSpec]
+    """The source runs some method starts from, by name (``agent``: the RL pretraining)."""
     runs: list[RunSpec]
     """Transfer runs, method by method, seed by seed."""
 
     @property
+    def source(self) -> RunSpec | None:
+        """The source agent's pretraining run, if any method starts from it."""
+        return self.sources.get(AGENT_SOURCE)
+
+    @property
     def all_runs(self) -> list[RunSpec]:
-        return ([self.source] if self.source else []) + list(self.runs)
+        return list(self.sources.values()) + list(self.runs)
 
     def get(self, run_id: str) -> RunSpec:
         for r in self.all_runs:
@@ -138,7 +152,6 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
               cache: str | os.PathLike | None = None) -> Plan:
     """Expand ``exp`` into runs with stable ids; paths under ``out``."""
     from rltransfer import envs
-    from rltransfer.methods import get_method
 
     out = Path(out).resolve()
     cache_dir = Path(cache).expanduser().resolve() if cache else default_cache(out)
@@ -151,7 +164,7 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
     def preset_identity(p: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in p.items() if k not in ("source", "match")}
 
-    source = None
+    sources: dict[str, RunSpec] = {}
     if exp.needs_source:
         preset = resolved_preset(exp.source, exp.algo, exp.preset, exp.overrides)
         every = max(exp.source_steps // SOURCE_EVAL_POINTS, 1)
@@ -162,7 +175,7 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
             "eval": {"every": every, "episodes": SOURCE_EVAL_EPISODES},
         }
         rid = run_id_of(identity)
-        source = RunSpec(
+        sources[AGENT_SOURCE] = RunSpec(
             run_id=rid, kind="pretrain", method="pretrain", method_spec=None,
             seed=exp.source_seed, env=exp.source.to_json(), algo=exp.algo, preset=preset,
             steps=exp.source_steps, eval_every=every, eval_episodes=SOURCE_EVAL_EPISODES,
@@ -171,30 +184,68 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
             tb_dir=str(tb_root / "pretrain" / f"seed_{exp.source_seed}"),
             cache_dir=str(cache_dir / rid),
         )
+    target_preset = resolved_preset(exp.target, exp.algo, exp.preset, exp.overrides)
+    for name in exp.used_sources:
+        if name != AGENT_SOURCE:
+            sources[name] = _ssl_source(exp, name, target_preset, describe(exp.source),
+                                        runs_dir, tb_root, cache_dir)
 
     target_desc = describe(exp.target)
-    preset = resolved_preset(exp.target, exp.algo, exp.preset, exp.overrides)
     runs = []
-    for spec, label in zip(exp.methods, exp.method_labels, strict=True):
-        moves = get_method(spec).moves_weights
+    seen: dict[str, str] = {}
+    for m in exp.setups:
+        preset = (target_preset if (m.preset, m.overrides) == (exp.preset, exp.overrides)
+                  else resolved_preset(exp.target, exp.algo, m.preset, m.overrides))
+        src = sources[m.source] if m.source is not None else None
         for seed in exp.seeds:
             identity = {
                 "format": PLAN_FORMAT, "kind": "transfer", "env": target_desc,
-                "algo": exp.algo, "preset": preset_identity(preset), "method": spec,
+                "algo": exp.algo, "preset": preset_identity(preset), "method": m.spec,
                 "seed": seed, "steps": exp.steps,
                 "eval": {"every": exp.eval_every, "episodes": exp.eval_episodes},
                 "on_mismatch": exp.on_mismatch,
-                "source": source.run_id if moves and source else None,
+                "source": src.run_id if src else None,
             }
             rid = run_id_of(identity)
+            if rid in seen and seen[rid] != m.label:
+                raise ValueError(f"methods {seen[rid]!r} and {m.label!r} are the same runs "
+                                 "(same method, source and preset); keep one of them")
+            seen[rid] = m.label
             runs.append(RunSpec(
-                run_id=rid, kind="transfer", method=label, method_spec=spec, seed=seed,
+                run_id=rid, kind="transfer", method=m.label, method_spec=m.spec, seed=seed,
                 env=exp.target.to_json(), algo=exp.algo, preset=preset, steps=exp.steps,
                 eval_every=exp.eval_every, eval_episodes=exp.eval_episodes,
                 on_mismatch=exp.on_mismatch,
-                source_id=source.run_id if moves and source else None, identity=identity,
+                source_id=src.run_id if src else None, identity=identity,
                 run_dir=str(runs_dir / rid),
-                tb_dir=str(tb_root / safe_name(label) / f"seed_{seed}"),
-                source_dir=source.run_dir if moves and source else None,
+                tb_dir=str(tb_root / safe_name(m.label) / f"seed_{seed}"),
+                source_dir=src.run_dir if src else None,
             ))
-    return Plan(experiment=exp, out=out, cache=cache_dir, source=source, runs=runs)
+    return Plan(experiment=exp, out=out, cache=cache_dir, sources=sources, runs=runs)
+
+
+def _ssl_source(exp: Experiment, name: str, target_preset: dict[str, Any],
+                env_desc: dict[str, Any], runs_dir: Path, tb_root: Path,
+                cache_dir: Path) -> RunSpec:
+    """The ``pretrain-encoder`` run of the named source ``name``."""
+    spec = exp.sources[name]
+    pk = target_preset.get("policy_kwargs") or {}
+    encoder = spec.encoder or pk.get("features_extractor")
+    if encoder is None:
+        raise ValueError(f"sources.{name}: the target preset has no features_extractor by "
+                         "name; give `encoder` (e.g. nature_cnn)")
+    kwargs = (spec.encoder_kwargs if spec.encoder is not None
+              else spec.encoder_kwargs or pk.get("features_extractor_kwargs"))
+    options = {**spec.model_dump(mode="json", exclude={"encoder", "encoder_kwargs"}),
+               "encoder": encoder, "encoder_kwargs": kwargs or None}
+    identity = {"format": PLAN_FORMAT, "kind": "pretrain-encoder", "env": env_desc,
+                "options": options}
+    rid = run_id_of(identity)
+    return RunSpec(
+        run_id=rid, kind="pretrain-encoder", method=f"source:{name}", method_spec=options,
+        seed=spec.seed, env=exp.source.to_json(), algo=exp.algo, preset={},
+        steps=spec.frames, eval_every=spec.frames, eval_episodes=0,
+        on_mismatch=exp.on_mismatch, source_id=None, identity=identity,
+        run_dir=str(runs_dir / rid), tb_dir=str(tb_root / "pretrain" / safe_name(name)),
+        cache_dir=str(cache_dir / rid),
+    )

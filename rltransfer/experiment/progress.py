@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rltransfer.experiment.plan import RunSpec
+from rltransfer.experiment.plan import SOURCE_KINDS, RunSpec
 
 __all__ = ["Progress", "last_step"]
 
@@ -97,13 +97,15 @@ class Progress:
         parts = []
         active_steps = 0
         for spec in self.active.values():
-            if spec.kind != "pretrain" and not Path(spec.run_dir).is_dir():
+            is_source = spec.kind in SOURCE_KINDS
+            if not is_source and not Path(spec.run_dir).is_dir():
                 continue  # submitted, waiting for a free worker
             step = min(last_step(Path(spec.run_dir) / "curve.csv"), spec.steps)
-            if spec.kind == "pretrain" and spec.cache_dir:
+            if is_source and spec.cache_dir:
                 step = max(step, _pretrain_step(spec))
             active_steps += step
-            name = "source" if spec.kind == "pretrain" else f"{spec.method} s{spec.seed}"
+            name = (spec.method.replace("pretrain", "source") if is_source
+                    else f"{spec.method} s{spec.seed}")
             parts.append(f"{name} {_short(step)}/{_short(spec.steps)}")
         self.bar.set_description_str(
             f"runs {self.done_runs}/{self.total_runs}"

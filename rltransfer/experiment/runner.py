@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rltransfer._io import write_json_atomic, write_text_atomic
-from rltransfer.experiment.plan import RunSpec
+from rltransfer.experiment.plan import SOURCE_KINDS, RunSpec
 
 __all__ = ["clear_run", "execute", "is_done"]
 
@@ -66,7 +66,7 @@ def execute(spec: RunSpec) -> dict[str, Any]:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     try:
-        info = _pretrain(spec) if spec.kind == "pretrain" else _transfer(spec)
+        info = _pretrain(spec) if spec.kind in SOURCE_KINDS else _transfer(spec)
         return {"run_id": spec.run_id, "status": "done",
                 "wall_time": round(time.perf_counter() - t0, 3), **info}
     except Exception as exc:
@@ -126,6 +126,28 @@ def _train(spec: RunSpec, run_dir: Path, source: str | None) -> dict[str, Any]:
             "transfer": tlog.summary() if tlog is not None else None}
 
 
+def _train_encoder(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
+    """A self-supervised source: collect frames in the source env, pretrain, save the encoder.
+
+    Writes ``checkpoint/`` (the encoder alone, with its card) and ``loss.csv`` (the loss of
+    every gradient step); the loss also goes to TensorBoard under ``ssl/loss``.
+    """
+    from rltransfer.checkpoint import load_checkpoint
+    from rltransfer.ssl import pretrain_encoder_cli
+
+    o = dict(spec.method_spec)
+    env = spec.env
+    path = pretrain_encoder_cli(
+        env["env"], env.get("knobs") or None, pixels=env.get("pixels"), encoder=o["encoder"],
+        encoder_kwargs=o.get("encoder_kwargs"), objective=o["objective"], frames=o["frames"],
+        steps=o["steps"], seed=o["seed"], out=run_dir / CHECKPOINT, tb_dir=spec.tb_dir,
+        batch_size=o["batch_size"], lr=o["lr"], positive=o["positive"], progress_bar=False,
+        loss_csv=run_dir / "loss.csv")
+    card = load_checkpoint(path).card
+    return {"steps": int(o["frames"]), "gradient_steps": int(o["steps"]),
+            "first_loss": card.get("first_loss"), "final_loss": card.get("final_loss")}
+
+
 def _final_evaluation(model: Any, spec: RunSpec, curve: Path, wall: float) -> dict[str, Any]:
     import csv
 
@@ -169,7 +191,10 @@ def _pretrain(spec: RunSpec) -> dict[str, Any]:
             tmp_spec = _with_dir(spec, tmp)
             write_json_atomic(tmp / CONFIG, spec.config_json())
             clear_run(spec)  # an earlier attempt's run folder and SB3 logs
-            info = _train(tmp_spec, tmp, None)
+            if spec.kind == "pretrain-encoder":
+                info = _train_encoder(tmp_spec, tmp)
+            else:
+                info = _train(tmp_spec, tmp, None)
             _finish(tmp, t0, **info)
             try:
                 os.rename(tmp, cache)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rltransfer.experiment import ExperimentError, load_experiment, make_plan
+from rltransfer.experiment.config import resolve_experiment
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -182,3 +183,13 @@ def test_shipped_experiment_files_validate():
     assert len(demo.seeds) >= 3
     assert {"scratch", "finetune"} <= set(demo.method_labels)
     assert any(label.startswith("partial") for label in demo.method_labels)
+
+
+def test_pixel_members_get_the_pixel_preset(tmp_path):
+    """A pixel pair resolves `<family>-pixels` (a CNN), not the state preset (an MLP)."""
+    exp = resolve_experiment({"pair": "cartpole-pixels/long-heavy-pole", "methods": ["frozen"],
+                              "steps": 1000, "source_steps": 1000})
+    plan = make_plan(exp, tmp_path / "out")
+    for r in plan.all_runs:
+        assert r.preset["policy"] == "CnnPolicy", (r.kind, r.preset["policy"])
+        assert r.preset["policy_kwargs"]["features_extractor"] == "nature_cnn"
