@@ -491,6 +491,61 @@ def _config_block(config: Any) -> str:
         return "```json\n" + json.dumps(config, indent=2, default=str) + "\n```"
 
 
+def _methods_section(res: Results) -> list[str]:
+    """What each method starts from (source run, encoder): read from the run folders."""
+    runs = res.out_dir / "runs"
+    first: dict[str, dict[str, Any]] = {}
+    sources: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for r in res.runs:
+        cfg_path = runs / r.run_id / "config.json"
+        if not cfg_path.is_file():
+            continue
+        cfg = _read_json(cfg_path)
+        if r.kind == "transfer":
+            first.setdefault(r.method, cfg)
+        else:
+            done = runs / r.run_id / "done.json"
+            sources[r.run_id] = (cfg, _read_json(done) if done.is_file() else {})
+    if not first:
+        return []
+
+    def encoder(cfg: Mapping[str, Any]) -> str:
+        pk = (cfg.get("preset") or {}).get("policy_kwargs") or {}
+        name = pk.get("features_extractor")
+        if not name:
+            return "—"
+        kw = pk.get("features_extractor_kwargs") or {}
+        return f"`{name}`" + (f" {json.dumps(kw, sort_keys=True)}" if kw else "")
+
+    def source_text(cfg: Mapping[str, Any], done: Mapping[str, Any]) -> str:
+        env = cfg.get("env") or {}
+        where = f"`{env.get('env')}`" + (f" {json.dumps(env['knobs'])}" if env.get("knobs")
+                                         else "")
+        if cfg.get("kind") == "pretrain-encoder":
+            o = cfg.get("method_spec") or {}
+            loss = (f"; loss {_fmt(done.get('first_loss'))} → {_fmt(done.get('final_loss'))}"
+                    if done.get("final_loss") is not None else "")
+            return (f"{o.get('objective')} encoder `{o.get('encoder')}` trained on "
+                    f"{o.get('frames'):,} random-policy frames of {where}, "
+                    f"{o.get('steps'):,} gradient steps{loss}")
+        ret = (f"; final return {_fmt(done.get('final_return'))}"
+               if done.get("final_return") is not None else "")
+        return (f"{str(cfg.get('algo', '')).upper()} agent trained on {where} for "
+                f"{cfg.get('steps'):,} steps{ret}")
+
+    order = [m for m in res.experiment.get("methods") or [] if m in first]
+    lines = ["## Methods", "",
+             "| method | spec | starts from | encoder |", "|---|---|---|---|"]
+    for label in [*order, *sorted(set(first) - set(order))]:
+        cfg = first[label]
+        sid = cfg.get("source_id")
+        start = (f"run `{sid}`: {source_text(*sources[sid])}" if sid in sources
+                 else (f"run `{sid}`" if sid else "its own initialization"))
+        spec = json.dumps(cfg.get("method_spec"), sort_keys=True)
+        lines.append(f"| {label} | `{spec}` | {start} | {encoder(cfg)} |")
+    return lines + [""]
+
+
 def _render_markdown(res: Results, doc: Mapping[str, Any]) -> str:
     exp = res.experiment
     m = doc["metrics"]
@@ -509,6 +564,7 @@ def _render_markdown(res: Results, doc: Mapping[str, Any]) -> str:
         f"threshold {_fmt(exp.get('threshold'))}" if exp.get("threshold") is not None else None,
     ]
     lines += ["; ".join(f for f in facts if f) + ".", ""]
+    lines += _methods_section(res)
 
     lines += ["## Results", ""]
     if m is None:

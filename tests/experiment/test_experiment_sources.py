@@ -154,3 +154,15 @@ def test_rerun_skips_sources_and_runs(finished):
     result = run(finished / "v.yaml", out=finished / "out", workers=1, progress=False,
                  report=False)
     assert result.ok and (result.executed, result.skipped) == (0, 4)
+
+
+def test_report_says_what_each_method_starts_from(finished, fast_report):
+    fast_report.build_report(finished / "out")
+    md = (finished / "out" / "report.md").read_text()
+    methods = md.split("## Methods", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split(" | ")[0].strip("| "): line for line in methods.splitlines()
+            if line.startswith("| ")}
+    assert "contrastive encoder `nature_cnn` trained on 64 random-policy frames" in rows[
+        "frozen@ssl"]
+    assert "its own initialization" in rows["resnet18-random"]
+    assert "`resnet18`" in rows["resnet18-random"] and "`nature_cnn`" in rows["scratch"]
