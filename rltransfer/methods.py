@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -398,8 +399,10 @@ class FeatureCache:
     """Memoizes a frozen features extractor: one forward per distinct observation.
 
     Installed as the extractor instance's ``forward`` (its class, parameters and state-dict
-    names stay as they are). Rows are keyed by their bytes; past ``max_items`` the oldest
-    entries go first, so memory stays bounded. Valid only while the extractor's weights
+    names stay as they are). Rows are keyed by a 128-bit BLAKE2b digest of their bytes (a
+    64x64x4 float observation as its own key would cost 64 KB per entry); past
+    ``max_items`` the oldest entries go first, so memory stays bounded by
+    ``max_items x features_dim`` floats. Valid only while the extractor's weights
     cannot change, which is why only ``frozen`` without ``unfreeze_at`` installs it.
     """
 
@@ -412,18 +415,19 @@ class FeatureCache:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.detach().reshape(x.shape[0], -1).contiguous().cpu().numpy()
-        keys = [row.tobytes() for row in flat]
-        missing = [i for i, k in enumerate(keys) if k not in self.store]
+        keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]
+        rows = {k: self.store[k] for k in keys if k in self.store}
+        missing = [i for i, k in enumerate(keys) if k not in rows]
         if missing:
             with torch.no_grad():
                 out = self.forward(x[missing])
             for j, i in enumerate(missing):
-                self.store[keys[i]] = out[j]
+                rows[keys[i]] = self.store[keys[i]] = out[j].clone()  # not a view of out
             while len(self.store) > self.max_items:
                 self.store.pop(next(iter(self.store)))
         self.misses += len(missing)
         self.hits += len(keys) - len(missing)
-        return torch.stack([self.store[k] for k in keys])
+        return torch.stack([rows[k] for k in keys])
 
 
 def _cache_frozen_extractors(model: Any) -> int:

@@ -107,3 +107,17 @@ def test_frozen_encoder_features_are_cached_and_identical(pixel_source):
     later = rlt.transfer(pixel_source, "cartpole", pixels=PIX, seed=1, overrides=PPO_PIX,
                          method={"frozen": {"unfreeze_at": 100}})
     assert not isinstance(later.policy.features_extractor.forward, FeatureCache)
+
+
+def test_feature_cache_memory_is_bounded_by_items_times_features():
+    from rltransfer.methods import FeatureCache
+
+    cache = FeatureCache(lambda x: x.reshape(x.shape[0], -1)[:, :2] * 2, max_items=3)
+    obs = torch.rand(5, 4, 64, 64)  # 64 KB per observation
+    out = cache(obs)
+    torch.testing.assert_close(out, obs.reshape(5, -1)[:, :2] * 2)
+    assert len(cache.store) == 3 and cache.misses == 5  # the two oldest evicted
+    for key, value in cache.store.items():
+        assert len(key) == 16  # a digest, not the observation's 64 KB of bytes
+        assert value.untyped_storage().nbytes() == 2 * 4  # its own row, not a batch view
+    assert torch.equal(cache(obs[4:]), out[4:]) and cache.hits == 1
