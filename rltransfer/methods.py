@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import difflib
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -399,23 +398,24 @@ class FeatureCache:
     """Memoizes a frozen features extractor: one forward per distinct observation.
 
     Installed as the extractor instance's ``forward`` (its class, parameters and state-dict
-    names stay as they are). Rows are keyed by a 128-bit BLAKE2b digest of their bytes (a
-    64x64x4 float observation as its own key would cost 64 KB per entry); past
-    ``max_items`` the oldest entries go first, so memory stays bounded by
-    ``max_items x features_dim`` floats. Valid only while the extractor's weights
-    cannot change, which is why only ``frozen`` without ``unfreeze_at`` installs it.
+    names stay as they are). Rows are keyed by their bytes; past the capacity the oldest
+    entries go first. The capacity is ``max_items``, lowered so that keys and values stay
+    under ``max_bytes`` (a 64x64x4 float observation is a 64 KB key: 256 MB hold 4,000 of
+    them, four PPO rollouts of 8 x 128 steps, which is all the epochs revisit).
     """
 
-    def __init__(self, forward: Any, max_items: int = 65536) -> None:
+    def __init__(self, forward: Any, max_items: int = 65536,
+                 max_bytes: int = 256 * 2**20) -> None:
         self.forward = forward
         self.max_items = int(max_items)
+        self.max_bytes = int(max_bytes)
         self.store: dict[bytes, torch.Tensor] = {}
         self.hits = 0
         self.misses = 0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.detach().reshape(x.shape[0], -1).contiguous().cpu().numpy()
-        keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]
+        keys = [row.tobytes() for row in flat]
         rows = {k: self.store[k] for k in keys if k in self.store}
         missing = [i for i, k in enumerate(keys) if k not in rows]
         if missing:
@@ -423,7 +423,9 @@ class FeatureCache:
                 out = self.forward(x[missing])
             for j, i in enumerate(missing):
                 rows[keys[i]] = self.store[keys[i]] = out[j].clone()  # not a view of out
-            while len(self.store) > self.max_items:
+            per_item = flat.shape[1] * flat.itemsize + out[0].numel() * out.element_size()
+            capacity = max(1, min(self.max_items, self.max_bytes // max(per_item, 1)))
+            while len(self.store) > capacity:
                 self.store.pop(next(iter(self.store)))
         self.misses += len(missing)
         self.hits += len(keys) - len(missing)

@@ -112,12 +112,13 @@ def test_frozen_encoder_features_are_cached_and_identical(pixel_source):
 def test_feature_cache_memory_is_bounded_by_items_times_features():
     from rltransfer.methods import FeatureCache
 
-    cache = FeatureCache(lambda x: x.reshape(x.shape[0], -1)[:, :2] * 2, max_items=3)
-    obs = torch.rand(5, 4, 64, 64)  # 64 KB per observation
+    row = 4 * 64 * 64 * 4  # 64 KB per float observation (its key)
+    cache = FeatureCache(lambda x: x.reshape(x.shape[0], -1)[:, :2] * 2, max_items=100,
+                         max_bytes=3 * (row + 8))
+    obs = torch.rand(5, 4, 64, 64)
     out = cache(obs)
     torch.testing.assert_close(out, obs.reshape(5, -1)[:, :2] * 2)
-    assert len(cache.store) == 3 and cache.misses == 5  # the two oldest evicted
-    for key, value in cache.store.items():
-        assert len(key) == 16  # a digest, not the observation's 64 KB of bytes
+    assert len(cache.store) == 3 and cache.misses == 5  # max_bytes holds 3; oldest evicted
+    for value in cache.store.values():
         assert value.untyped_storage().nbytes() == 2 * 4  # its own row, not a batch view
     assert torch.equal(cache(obs[4:]), out[4:]) and cache.hits == 1
