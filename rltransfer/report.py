@@ -129,6 +129,10 @@ class Results:
     runs: list[RunInfo]
     run_curves: dict[str, Curve] = field(default_factory=dict)
     """Run id -> its untruncated curve, for every run that has a curve.csv (any status)."""
+    run_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Run id -> its config.json, for every run listed in ``runs``."""
+    run_done: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Run id -> its done.json, for every finished run."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -193,6 +197,8 @@ def load_results(out_dir: str | os.PathLike[str]) -> Results:
     notes: list[str] = []
     runs: list[RunInfo] = []
     run_curves: dict[str, Curve] = {}
+    run_configs: dict[str, dict[str, Any]] = {}
+    run_done: dict[str, dict[str, Any]] = {}
     finished: dict[str, list[tuple[int | None, str]]] = {}
 
     run_dirs = sorted(p for p in (out / "runs").glob("*") if p.is_dir())
@@ -203,6 +209,7 @@ def load_results(out_dir: str | os.PathLike[str]) -> Results:
             continue
         cfg = _read_json(cfg_path)
         run_id = str(cfg.get("run_id", rd.name))
+        run_configs[run_id] = cfg
         curve = _read_curve(rd / "curve.csv") if (rd / "curve.csv").is_file() else None
         if curve is not None and curve.steps.size:
             run_curves[run_id] = curve
@@ -213,7 +220,8 @@ def load_results(out_dir: str | os.PathLike[str]) -> Results:
             error = _error_excerpt((rd / "error.txt").read_text(encoding="utf-8", errors="replace"))
         elif (rd / "done.json").is_file():
             status = "done"
-            wall = _read_json(rd / "done.json").get("wall_time")
+            run_done[run_id] = _read_json(rd / "done.json")
+            wall = run_done[run_id].get("wall_time")
             wall = None if wall is None else float(wall)
         else:
             status = "unfinished"
@@ -288,6 +296,8 @@ def load_results(out_dir: str | os.PathLike[str]) -> Results:
         seeds=seeds,
         runs=runs,
         run_curves=run_curves,
+        run_configs=run_configs,
+        run_done=run_done,
         notes=notes,
     )
 
@@ -492,20 +502,17 @@ def _config_block(config: Any) -> str:
 
 
 def _methods_section(res: Results) -> list[str]:
-    """What each method starts from (source run, encoder): read from the run folders."""
-    runs = res.out_dir / "runs"
+    """What each method starts from (source run, encoder), from the runs' config.json."""
     first: dict[str, dict[str, Any]] = {}
     sources: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for r in res.runs:
-        cfg_path = runs / r.run_id / "config.json"
-        if not cfg_path.is_file():
+        cfg = res.run_configs.get(r.run_id)
+        if cfg is None:
             continue
-        cfg = _read_json(cfg_path)
         if r.kind == "transfer":
             first.setdefault(r.method, cfg)
         else:
-            done = runs / r.run_id / "done.json"
-            sources[r.run_id] = (cfg, _read_json(done) if done.is_file() else {})
+            sources[r.run_id] = (cfg, res.run_done.get(r.run_id, {}))
     if not first:
         return []
 

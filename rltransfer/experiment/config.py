@@ -258,11 +258,8 @@ class Experiment:
     algo: str
     preset: str | dict[str, Any] | None
     overrides: dict[str, Any] | None
-    methods: list[MethodSpec]
-    """Normalized method specs, ``scratch`` first."""
-    method_labels: list[str]
     setups: list[MethodSetup]
-    """Per method (same order): its label, spec, source name, preset and overrides."""
+    """Per method, ``scratch`` first: its label, spec, source name, preset and overrides."""
     sources: dict[str, SSLSourceSpec]
     seeds: list[int]
     steps: int
@@ -273,6 +270,16 @@ class Experiment:
     source_seed: int
     on_mismatch: str
     path: Path | None = None
+
+    @property
+    def methods(self) -> list[MethodSpec]:
+        """Normalized method specs, ``scratch`` first."""
+        return [m.spec for m in self.setups]
+
+    @property
+    def method_labels(self) -> list[str]:
+        """Method labels (names in reports and TensorBoard), ``scratch`` first."""
+        return [m.label for m in self.setups]
 
     @property
     def needs_source(self) -> bool:
@@ -421,7 +428,6 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
         name=str(cfg.name or (path.stem if path else "experiment")),
         description=cfg.description, pair=cfg.pair, source=source, target=target,
         algo=cfg.algo, preset=cfg.preset, overrides=dict(cfg.overrides or {}) or None,
-        methods=[m.spec for m in setups], method_labels=[m.label for m in setups],
         setups=setups, sources=dict(cfg.sources), seeds=seed_list, steps=n_steps,
         eval_every=int(every), eval_episodes=cfg.eval.episodes, threshold=threshold,
         source_steps=int(source_steps), source_seed=cfg.source_seed,
