@@ -11,8 +11,15 @@ Per-run metrics (Taylor & Stone, 2009) take the evaluation steps ``steps`` (shap
 - :func:`final_return`: the mean of the last ``k`` evaluations (``k = 3`` by default).
 - :func:`auc`: the trapezoid area under the curve divided by the step span, i.e. the mean
   return over training, in return units, comparable across budgets.
-- :func:`time_to_threshold`: the first step whose evaluation return is ``>= threshold``,
-  censored at ``budget`` (and flagged) when never reached.
+- :func:`time_to_threshold`: the first evaluation step from which the return stays
+  ``>= threshold`` for ``sustain`` evaluations in a row (that one and the ``sustain - 1``
+  after it, all within the budget; ``sustain = 3`` by default), censored at ``budget`` (and
+  flagged) when there is none. A jumpstart above the threshold followed by a collapse is
+  not a time of 0.
+
+Against the baseline, the time-to-threshold *speed-up* is IQM(baseline's times) / IQM(the
+method's times), higher is better; a time of 0 is credited with one evaluation interval (the
+first positive evaluation step) so the ratio stays finite (see :func:`compute`).
 
 Aggregation over seeds (Agarwal et al., 2021) is the interquartile mean (IQM) with a 95%
 stratified percentile bootstrap CI, computed with ``rliable.library.get_interval_estimates``;
@@ -24,8 +31,20 @@ Example:
     >>> steps = np.array([0, 10, 20])
     >>> auc(steps, np.array([0.0, 1.0, 1.0]))
     0.75
-    >>> time_to_threshold(steps, np.array([0.0, 1.0, 1.0]), threshold=1.0, budget=20)
+    >>> time_to_threshold(steps, np.array([0.0, 1.0, 1.0]), threshold=1.0, sustain=2)
     (10.0, False)
+
+    A jumpstart above the threshold followed by a collapse is not a time of 0:
+
+    >>> steps = np.arange(6) * 10
+    >>> jump_then_collapse = np.array([500.0, 90.0, 200.0, 480.0, 490.0, 495.0])
+    >>> time_to_threshold(steps, jump_then_collapse, threshold=475)  # sustain=3
+    (30.0, False)
+    >>> time_to_threshold(steps, jump_then_collapse, threshold=475, sustain=1)  # first crossing
+    (0.0, False)
+    >>> late = np.array([500.0, 90.0, 200.0, 300.0, 490.0, 495.0])  # 2 evaluations above, not 3
+    >>> time_to_threshold(steps, late, threshold=475)  # censored at the budget (last step)
+    (50.0, True)
 """
 
 from __future__ import annotations
@@ -42,6 +61,7 @@ from scipy import stats
 
 __all__ = [
     "DEFAULT_FINAL_K",
+    "DEFAULT_SUSTAIN",
     "HIGHER_IS_BETTER",
     "METRICS",
     "MIN_SEEDS_FOR_VERDICT",
@@ -65,6 +85,9 @@ Backend = Literal["auto", "rliable", "builtin"]
 
 DEFAULT_FINAL_K = 3
 """Number of last evaluations averaged by :func:`final_return`."""
+
+DEFAULT_SUSTAIN = 3
+"""Evaluations in a row that must stay at or above the threshold (:func:`time_to_threshold`)."""
 
 PRIMARY_METRIC = "auc"
 """The metric whose difference to scratch decides the verdict (shift-invariant, uses the
@@ -162,27 +185,53 @@ def auc(steps: np.ndarray, returns: np.ndarray) -> float | np.ndarray:
 
 
 def time_to_threshold(
-    steps: np.ndarray, returns: np.ndarray, threshold: float, budget: float | None = None
+    steps: np.ndarray,
+    returns: np.ndarray,
+    threshold: float,
+    budget: float | None = None,
+    sustain: int = DEFAULT_SUSTAIN,
 ) -> tuple[float | np.ndarray, bool | np.ndarray]:
-    """Steps until the evaluation return first reaches ``threshold`` (``>=``).
+    """Sustained time to threshold: the first step from which the return stays ``>= threshold``.
+
+    The time is the first evaluation step ``steps[i]`` such that evaluations ``i, i + 1, ...,
+    i + sustain - 1`` all have a return ``>= threshold``. All ``sustain`` of them must exist
+    at steps ``<= budget``: a run that reaches the threshold only in its last ``sustain - 1``
+    evaluations, or only after the budget, is censored. ``sustain = 1`` is the first crossing.
 
     Args:
         steps: evaluation steps, shape ``(n_evals,)``.
         returns: shape ``(n_evals,)`` or ``(n_seeds, n_evals)``.
         threshold: the target return.
-        budget: value given to runs that never reach the threshold (right-censoring);
-            defaults to the last evaluation step.
+        budget: value given to runs that never sustain the threshold (right-censoring), and
+            the last step whose evaluation counts; defaults to the last evaluation step.
+        sustain: evaluations in a row that must be at or above the threshold (``>= 1``).
 
     Returns:
         ``(time, censored)``: the step (float) and whether it was censored at ``budget``;
         arrays of one entry per seed for 2-D ``returns``.
+
+    Example:
+        >>> steps = np.array([0, 10, 20, 30, 40])
+        >>> time_to_threshold(steps, np.array([[9, 0, 9, 9, 9], [9, 9, 0, 9, 9]]), 5)
+        (array([20., 40.]), array([False,  True]))
     """
+    if isinstance(sustain, bool) or not isinstance(sustain, (int, np.integer)) or sustain < 1:
+        raise ValueError(f"sustain must be an integer >= 1, got {sustain!r}")
+    sustain = int(sustain)
     steps = _as_steps(steps)
     returns = _as_returns(returns, steps.size)
     budget = float(steps[-1]) if budget is None else float(budget)
-    hit = returns >= threshold
-    reached = hit.any(axis=-1)
-    first = steps[np.argmax(hit, axis=-1)]
+    hit = (returns >= threshold) & (steps <= budget)
+    n = steps.size
+    # ok[..., i]: evaluations i .. i + sustain - 1 all hit (windows running past the end: no).
+    ok = np.zeros(hit.shape, dtype=bool)
+    if n >= sustain:
+        runs = np.concatenate(
+            [np.zeros((*hit.shape[:-1], 1), dtype=int), np.cumsum(hit, axis=-1)], axis=-1
+        )
+        ok[..., : n - sustain + 1] = (runs[..., sustain:] - runs[..., : n - sustain + 1]) == sustain
+    reached = ok.any(axis=-1)
+    first = steps[np.argmax(ok, axis=-1)]
     time = np.where(reached, first, budget)
     censored = ~reached
     if np.ndim(time) == 0:
@@ -197,8 +246,12 @@ def per_run_metrics(
     threshold: float | None = None,
     budget: float | None = None,
     final_k: int = DEFAULT_FINAL_K,
+    sustain: int = DEFAULT_SUSTAIN,
 ) -> dict[str, np.ndarray]:
     """All per-run metrics for a ``(n_seeds, n_evals)`` block of curves.
+
+    ``threshold``, ``budget`` and ``sustain`` are those of :func:`time_to_threshold`,
+    ``final_k`` that of :func:`final_return`.
 
     Returns:
         ``{"jumpstart", "final_return", "auc"}`` and, when ``threshold`` is given,
@@ -211,7 +264,7 @@ def per_run_metrics(
         "auc": np.asarray(auc(steps, returns)),
     }
     if threshold is not None:
-        ttt, cens = time_to_threshold(steps, returns, threshold, budget)
+        ttt, cens = time_to_threshold(steps, returns, threshold, budget, sustain)
         out["time_to_threshold"] = np.asarray(ttt)
         out["censored"] = np.asarray(cens)
     return out
@@ -505,6 +558,7 @@ def compute(
     final_k: int = DEFAULT_FINAL_K,
     min_seeds: int = MIN_SEEDS_FOR_VERDICT,
     backend: Backend = "auto",
+    sustain: int = DEFAULT_SUSTAIN,
 ) -> dict[str, Any]:
     """All metrics per method, against the baseline, as a JSON-able dict.
 
@@ -514,6 +568,7 @@ def compute(
         steps: the common evaluation steps ``(n_evals,)``, starting at 0.
         threshold: return for time to threshold; None skips that metric.
         budget: censoring value for time to threshold; defaults to ``steps[-1]``.
+        sustain: evaluations in a row at or above the threshold (:func:`time_to_threshold`).
         baseline: the control method ("scratch").
         seed, reps, level: bootstrap seed, replicates and CI coverage.
         final_k: evaluations averaged by :func:`final_return`.
@@ -521,15 +576,18 @@ def compute(
         backend: bootstrap backend, see :func:`bootstrap_ci`.
 
     Returns:
-        ``{"baseline", "primary_metric", "threshold", "budget", "final_k",
+        ``{"baseline", "primary_metric", "threshold", "budget", "sustain", "final_k",
         "reference_return", "steps", "ci": {...}, "notes": [...], "methods": {label: {...}}}``;
         ``reference_return`` is r_ref of the transfer ratio (the lowest return in ``results``).
         Per method: ``n_seeds``; ``per_seed`` (raw per-run values); ``metrics``
         (``{metric: {"iqm", "low", "high"}}``, time to threshold also with ``"censored"``,
         the number of censored seeds); and for non-baseline methods ``difference``
         (same shape, IQM(method) - IQM(baseline)), ``transfer_ratio``,
-        ``time_to_threshold_ratio`` (``{"value", "low", "high"}``),
-        ``probability_of_improvement`` (on the primary metric), ``verdict`` and ``notes``.
+        ``time_to_threshold_speedup`` (``{"value", "low", "high"}``: IQM of the baseline's
+        times over IQM of the method's, higher is better; each time is floored at the first
+        positive evaluation step, one evaluation interval, so a method above the threshold
+        from step 0 on gives a finite lower bound), ``probability_of_improvement`` (on the
+        primary metric), ``verdict`` and ``notes`` (which say when the speed-up is a bound).
         Missing numbers (no CI with one seed, undefined ratios) are None.
     """
     steps = _as_steps(steps)
@@ -549,9 +607,13 @@ def compute(
     boot = functools.partial(bootstrap_ci, reps=reps, seed=seed, level=level, backend=used)
 
     per_seed = {
-        m: per_run_metrics(steps, c, threshold=threshold, budget=budget, final_k=final_k)
+        m: per_run_metrics(
+            steps, c, threshold=threshold, budget=budget, final_k=final_k, sustain=sustain
+        )
         for m, c in curves.items()
     }
+    positive = steps[steps > 0]
+    floor = float(positive[0]) if positive.size else None
 
     def col(values: np.ndarray) -> np.ndarray:
         return np.asarray(values, dtype=float)[:, None]
@@ -594,6 +656,8 @@ def compute(
                     reference,
                     min_seeds,
                     boot,
+                    floor,
+                    baseline,
                 )
             )
         out_methods[method] = entry
@@ -603,6 +667,7 @@ def compute(
         "primary_metric": PRIMARY_METRIC,
         "threshold": _num(threshold),
         "budget": budget,
+        "sustain": sustain,
         "final_k": final_k,
         "reference_return": reference,
         "steps": [float(s) for s in steps],
@@ -627,6 +692,8 @@ def _against_baseline(
     reference: float,
     min_seeds: int,
     boot: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, str]],
+    floor: float | None,
+    baseline: str,
 ) -> dict[str, Any]:
     """Difference, ratios, probability of improvement and verdict of one method."""
     has_ci = min(n, n_base) >= 2
@@ -653,15 +720,10 @@ def _against_baseline(
         "transfer_ratio": {"value": ratio["iqm"], "low": ratio["low"], "high": ratio["high"]},
     }
     if "time_to_threshold" in metric_names:
-        t = _interval(*est(_iqm_ratio(0.0), ps["time_to_threshold"], base["time_to_threshold"]))
-        out["time_to_threshold_ratio"] = {"value": t["iqm"], "low": t["low"], "high": t["high"]}
-        if t["iqm"] is None:
-            notes.append("time-to-threshold ratio undefined: the baseline reaches it at step 0.")
-        if ps["censored"].any() or base["censored"].any():
-            notes.append(
-                "time to threshold is censored at the budget for some seeds: its IQM and ratio "
-                "are bounds, not estimates."
-            )
+        out["time_to_threshold_speedup"], speed_notes = _speedup(
+            ps, base, floor, baseline, lambda x, y: est(_iqm_ratio(0.0), x, y)
+        )
+        notes += speed_notes
     poi = _interval(*est(_POI, ps[PRIMARY_METRIC], base[PRIMARY_METRIC]))
     out["probability_of_improvement"] = {
         "value": poi["iqm"],
@@ -679,3 +741,47 @@ def _against_baseline(
         )
     out["notes"] = notes
     return out
+
+
+def _speedup(
+    ps: Mapping[str, np.ndarray],
+    base: Mapping[str, np.ndarray],
+    floor: float | None,
+    baseline: str,
+    ratio: Callable[[np.ndarray, np.ndarray], tuple[float, float | None, float | None]],
+) -> tuple[dict[str, float | None], list[str]]:
+    """Time-to-threshold speed-up IQM(baseline's times) / IQM(method's times), and its notes."""
+    notes: list[str] = []
+    t_method = np.asarray(ps["time_to_threshold"], dtype=float)
+    t_base = np.asarray(base["time_to_threshold"], dtype=float)
+    if floor is not None:
+        sides = (("this method", t_method, ps["censored"], "lower"),
+                 (baseline, t_base, base["censored"], "upper"))
+        for who, t, censored, bound in sides:
+            k = int(np.sum((t < floor) & ~np.asarray(censored, dtype=bool)))
+            if k:
+                notes.append(
+                    f"time to threshold is 0 for {k}/{t.size} seeds of {who} (the threshold is "
+                    f"sustained from step 0): the speed-up credits them with one evaluation "
+                    f"interval ({floor:g} steps), so it is a {bound} bound."
+                )
+        t_method, t_base = np.maximum(t_method, floor), np.maximum(t_base, floor)
+    s = _interval(*ratio(t_base, t_method))
+    if s["iqm"] is None:
+        notes.append("time-to-threshold speed-up undefined: this method's time is 0.")
+    c_method, c_base = int(np.sum(ps["censored"])), int(np.sum(base["censored"]))
+    if c_base:
+        notes.append(
+            f"time to threshold is censored at the budget for {c_base}/{t_base.size} seeds of "
+            f"{baseline}: its IQM is a lower bound and the speed-up is a lower bound."
+        )
+    if c_method:
+        notes.append(
+            f"time to threshold is censored at the budget for {c_method}/{t_method.size} seeds "
+            "of this method: its IQM is a lower bound and the speed-up is an upper bound."
+        )
+    if c_base and c_method:
+        notes.append(
+            "with censoring on both sides the speed-up is neither a bound nor an estimate."
+        )
+    return {"value": s["iqm"], "low": s["low"], "high": s["high"]}, notes

@@ -343,6 +343,21 @@ def _metrics_of(metrics: Mapping[str, Any]) -> Mapping[str, Any]:
     raise ValueError("not a metrics dict: expected a 'methods' key (or 'metrics.methods')")
 
 
+def _speedup(d: Mapping[str, Any] | None) -> str:
+    """``3.2× [2.1, 5.0]``: a time-to-threshold speed-up with its CI."""
+
+    def f(x: float) -> str:
+        if not math.isfinite(x):
+            return "n/a"
+        return f"{x:.2f}" if abs(x) < 1 else (f"{x:.1f}" if abs(x) < 100 else _fmt(x))
+
+    if not d or d.get("value") is None:
+        return "n/a"
+    if d.get("low") is None or d.get("high") is None:
+        return f"{f(d['value'])}×"
+    return f"{f(d['value'])}× [{f(d['low'])}, {f(d['high'])}]"
+
+
 def _ttt(entry: Mapping[str, Any]) -> str:
     t = entry["metrics"].get("time_to_threshold")
     if t is None:
@@ -357,8 +372,9 @@ def table(metrics: Mapping[str, Any]) -> str:
     """A compact plain-text table for a terminal: one row per method.
 
     Values are IQM over seeds with the 95% CI in brackets; ``dAUC`` is the IQM difference
-    method minus baseline; ``ratio`` the transfer ratio; ``P(imp)`` the probability of
-    improvement on AUC.
+    method minus baseline; ``ratio`` the transfer ratio; ``TTT`` the sustained time to
+    threshold; ``speed-up`` the baseline's time to threshold over the method's (higher is
+    better); ``P(imp)`` the probability of improvement on AUC.
 
     Args:
         metrics: the dict returned by :func:`rltransfer.metrics.compute`, or a loaded
@@ -375,6 +391,7 @@ def table(metrics: Mapping[str, Any]) -> str:
         "dAUC",
         "ratio",
         "TTT",
+        "speed-up",
         "P(imp)",
         "verdict",
     ]
@@ -391,6 +408,7 @@ def table(metrics: Mapping[str, Any]) -> str:
                 "-" if is_base else _signed(e.get("difference", {}).get("auc")),
                 "-" if is_base else _ci(e.get("transfer_ratio"), "value"),
                 _ttt(e),
+                "-" if is_base else _speedup(e.get("time_to_threshold_speedup")),
                 "-" if is_base else _ci(e.get("probability_of_improvement"), "value"),
                 "baseline" if is_base else e.get("verdict", "n/a"),
             ]
@@ -582,12 +600,21 @@ def _render_markdown(res: Results, doc: Mapping[str, Any]) -> str:
         lines += [
             f"Interquartile mean (IQM) over seeds with {level:.0%} stratified bootstrap CI "
             f"({m['ci']['reps']} resamples, seed {m['ci']['seed']}); AUC is the mean return "
-            f"over training; time to threshold is censored at {_fmt(m['budget'])} steps. "
-            "Definitions: README, section Metrics.",
+            "over training"
+            + (
+                "; time to threshold is the first evaluation step from which the return stays "
+                f"at or above {_fmt(m['threshold'])} for k = {m['sustain']} evaluations in a "
+                f"row, censored at {_fmt(m['budget'])} steps when there is none; speed-up is "
+                f"{base}'s time to threshold ÷ the method's (higher is better; a time of 0 "
+                "counts as one evaluation interval)"
+                if m.get("threshold") is not None
+                else ""
+            )
+            + ". Definitions: README, section Metrics.",
             "",
             "| method | seeds | jumpstart | final return | AUC | time to threshold "
-            "| transfer ratio | P(improvement) | verdict |",
-            "|---|---:|---|---|---|---|---|---|---|",
+            "| speed-up | transfer ratio | P(improvement) | verdict |",
+            "|---|---:|---|---|---|---|---|---|---|---|",
         ]
         for label, e in m["methods"].items():
             is_base = label == base
@@ -601,6 +628,7 @@ def _render_markdown(res: Results, doc: Mapping[str, Any]) -> str:
                         _ci(e["metrics"]["final_return"]),
                         _ci(e["metrics"]["auc"]),
                         _ttt(e),
+                        "—" if is_base else _speedup(e.get("time_to_threshold_speedup")),
                         "—" if is_base else _ci(e.get("transfer_ratio"), "value"),
                         "—" if is_base else _ci(e.get("probability_of_improvement"), "value"),
                         "baseline" if is_base else e.get("verdict", "n/a"),
@@ -614,9 +642,8 @@ def _render_markdown(res: Results, doc: Mapping[str, Any]) -> str:
                 "",
                 f"### Difference from {base} (method − {base}, IQM difference and {level:.0%} CI)",
                 "",
-                "| method | Δ jumpstart | Δ final return | Δ AUC | Δ time to threshold "
-                "| time-to-threshold ratio |",
-                "|---|---|---|---|---|---|",
+                "| method | Δ jumpstart | Δ final return | Δ AUC | Δ time to threshold |",
+                "|---|---|---|---|---|",
             ]
             for label, e in others:
                 d = e["difference"]
@@ -629,7 +656,6 @@ def _render_markdown(res: Results, doc: Mapping[str, Any]) -> str:
                             _signed(d.get("final_return")),
                             _signed(d.get("auc")),
                             _signed(d.get("time_to_threshold")),
-                            _ci(e.get("time_to_threshold_ratio"), "value"),
                         ]
                     )
                     + " |"
@@ -724,6 +750,10 @@ def build_report(
     This is what ``rltransfer report DIR`` runs. Safe to run while the experiment is still
     going (unfinished runs are listed, not counted). Files are replaced atomically.
 
+    Threshold, budget (``steps``) and ``sustain`` (evaluations in a row for the time to
+    threshold) come from experiment.json; ``sustain`` defaults to
+    :data:`rltransfer.metrics.DEFAULT_SUSTAIN` for results written before it existed.
+
     Args:
         out_dir: the experiment output folder.
         seed: bootstrap seed (the same seed gives the same CIs).
@@ -739,6 +769,8 @@ def build_report(
     threshold = None if threshold is None else float(threshold)
     budget = exp.get("steps")
     baseline = str(exp.get("baseline", "scratch"))
+    # Results written before the sustained definition have no "sustain": the default.
+    sustain = int(exp.get("sustain", mt.DEFAULT_SUSTAIN))
     metrics = None
     if res.curves:
         metrics = mt.compute(
@@ -749,6 +781,7 @@ def build_report(
             baseline=baseline,
             seed=seed,
             reps=reps,
+            sustain=sustain,
         )
         for label, entry in metrics["methods"].items():
             entry["seeds"] = res.seeds[label]
@@ -757,7 +790,7 @@ def build_report(
             k: exp.get(k)
             for k in ("name", "pair", "algo", "methods", "seeds", "steps", "eval", "threshold")
         }
-        | {"baseline": baseline},
+        | {"baseline": baseline, "sustain": sustain},
         "metrics": metrics,
         "runs": [asdict(r) for r in res.runs],
         "notes": list(res.notes),

@@ -51,14 +51,75 @@ def test_auc_rejects_mismatched_or_unsorted_steps():
 
 
 def test_time_to_threshold_reached_and_censored():
-    assert mt.time_to_threshold(STEPS, np.array([0.0, 5.0, 9.0]), 5.0, 30) == (10.0, False)
-    assert mt.time_to_threshold(STEPS, np.array([6.0, 5.0, 9.0]), 5.0, 30) == (0.0, False)
-    # Never reached: censored at the budget (default: last step).
-    assert mt.time_to_threshold(STEPS, np.array([0.0, 1.0, 2.0]), 5.0, 30) == (30.0, True)
-    assert mt.time_to_threshold(STEPS, np.array([0.0, 1.0, 2.0]), 5.0) == (20.0, True)
-    t, c = mt.time_to_threshold(STEPS, np.array([[0.0, 1, 2], [0, 0, 7]]), 5.0, 30)
-    np.testing.assert_array_equal(t, [30.0, 20.0])
+    steps = np.arange(6) * 10.0
+    assert mt.time_to_threshold(steps, np.array([0.0, 5, 9, 5, 1, 0]), 5.0, 60) == (10.0, False)
+    assert mt.time_to_threshold(steps, np.array([6.0, 5, 9, 0, 0, 0]), 5.0, 60) == (0.0, False)
+    # Never sustained: censored at the budget (default: last step).
+    assert mt.time_to_threshold(steps, np.array([0.0, 5, 0, 5, 5, 0]), 5.0, 60) == (60.0, True)
+    assert mt.time_to_threshold(steps, np.array([0.0, 1, 2, 3, 4, 4]), 5.0) == (50.0, True)
+    t, c = mt.time_to_threshold(steps, np.array([[0.0, 1, 2, 3, 4, 5], [0, 7, 0, 7, 7, 7]]), 5, 60)
+    np.testing.assert_array_equal(t, [60.0, 30.0])
     np.testing.assert_array_equal(c, [True, False])
+
+
+def test_time_to_threshold_jumpstart_then_collapse_is_not_zero():
+    # The cartpole_demo finetune pattern: above 475 at step 0, collapses, recovers later.
+    steps = np.arange(8) * 5000.0
+    r = np.array([500.0, 480.0, 120.0, 90.0, 300.0, 476.0, 490.0, 500.0])
+    assert mt.time_to_threshold(steps, r, 475.0) == (25000.0, False)  # default sustain 3
+    assert mt.time_to_threshold(steps, r, 475.0, sustain=2) == (0.0, False)  # 500, 480
+    assert mt.time_to_threshold(steps, r, 475.0, sustain=1) == (0.0, False)
+    # Collapsing for good after the jumpstart: censored, not 0.
+    gone = np.array([500.0, 480.0, 120.0, 90.0, 80.0, 70.0, 60.0, 50.0])
+    assert mt.time_to_threshold(steps, gone, 475.0) == (35000.0, True)
+    out = mt.per_run_metrics(steps, np.vstack([r, gone]), threshold=475.0)
+    np.testing.assert_array_equal(out["time_to_threshold"], [25000.0, 35000.0])
+    np.testing.assert_array_equal(out["censored"], [False, True])
+
+
+@pytest.mark.parametrize("sustain", [2, 3, 4])
+def test_time_to_threshold_needs_sustain_evaluations_left(sustain):
+    steps = np.arange(6) * 10.0
+    # Above the threshold only in the last sustain - 1 evaluations: censored.
+    r = np.zeros(6)
+    r[6 - (sustain - 1):] = 9.0
+    assert mt.time_to_threshold(steps, r, 5.0, sustain=sustain) == (50.0, True)
+    # One more evaluation above: exactly sustain of them, the run counts.
+    r[6 - sustain] = 9.0
+    assert mt.time_to_threshold(steps, r, 5.0, sustain=sustain) == (10.0 * (6 - sustain), False)
+    # Fewer evaluations than sustain: nothing can count.
+    assert mt.time_to_threshold(steps[:1], np.array([9.0]), 5.0, sustain=sustain) == (0.0, True)
+
+
+def test_time_to_threshold_evaluations_after_the_budget_do_not_count():
+    steps = np.arange(6) * 10.0
+    r = np.array([0.0, 0, 9, 9, 9, 9])
+    assert mt.time_to_threshold(steps, r, 5.0, budget=50) == (20.0, False)
+    assert mt.time_to_threshold(steps, r, 5.0, budget=35) == (35.0, True)  # 20, 30 only
+    assert mt.time_to_threshold(steps, r, 5.0, budget=40) == (20.0, False)
+
+
+def test_time_to_threshold_sustain_1_is_the_first_crossing(rng):
+    steps = np.arange(12) * 7.0
+    r = rng.normal(0.0, 1.0, (50, 12))
+    hit = r >= 0.8
+    old = np.where(hit.any(axis=1), steps[np.argmax(hit, axis=1)], 100.0)
+    t, c = mt.time_to_threshold(steps, r, 0.8, budget=100, sustain=1)
+    np.testing.assert_array_equal(t, old)
+    np.testing.assert_array_equal(c, ~hit.any(axis=1))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, None])
+def test_time_to_threshold_rejects_bad_sustain(bad):
+    with pytest.raises(ValueError, match="sustain"):
+        mt.time_to_threshold(STEPS, np.zeros(3), 1.0, sustain=bad)
+
+
+def test_module_doctests():
+    import doctest
+
+    result = doctest.testmod(mt)
+    assert result.attempted >= 7 and result.failed == 0
 
 
 # --------------------------------------------------------------------------- aggregates
@@ -241,19 +302,69 @@ def test_transfer_ratio_uses_shift_by_min_return(rng):
     assert "time_to_threshold" not in out["methods"]["finetune"]["metrics"]  # no threshold
 
 
-def test_time_to_threshold_censoring_and_ratio():
-    steps = np.array([0.0, 10.0, 20.0, 30.0])
-    fast = np.array([[0, 5, 5, 5], [0, 5, 5, 5], [0, 0, 5, 5]], dtype=float)
-    slow = np.array([[0, 0, 0, 5], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=float)
+def test_time_to_threshold_censoring_and_speedup():
+    steps = np.array([0.0, 10.0, 20.0, 30.0, 40.0])
+    fast = np.array([[0, 5, 5, 5, 0], [0, 5, 5, 5, 5], [0, 0, 5, 5, 5]], dtype=float)
+    slow = np.array([[0, 0, 5, 5, 5], [0, 0, 0, 5, 5], [0, 0, 0, 0, 0]], dtype=float)
     out = mt.compute({"scratch": slow, "fast": fast}, steps, threshold=5.0, budget=100, reps=REPS)
+    assert out["sustain"] == 3
     t_slow = out["methods"]["scratch"]["metrics"]["time_to_threshold"]
     assert t_slow["censored"] == 2
-    assert t_slow["iqm"] == pytest.approx((30 + 100 + 100) / 3)
+    assert t_slow["iqm"] == pytest.approx((20 + 100 + 100) / 3)
     fast_e = out["methods"]["fast"]
     assert fast_e["metrics"]["time_to_threshold"]["censored"] == 0
-    assert fast_e["time_to_threshold_ratio"]["value"] == pytest.approx((40 / 3) / (230 / 3))
+    assert fast_e["time_to_threshold_speedup"]["value"] == pytest.approx((220 / 3) / (40 / 3))
+    assert "time_to_threshold_ratio" not in fast_e
     assert fast_e["difference"]["time_to_threshold"]["iqm"] < 0
-    assert any("censored" in n for n in fast_e["notes"])
+    [note] = [n for n in fast_e["notes"] if "censored" in n]
+    assert "2/3 seeds of scratch" in note and "speed-up is a lower bound" in note
+    # A censored method makes the speed-up an upper bound.
+    back = mt.compute({"scratch": fast, "slow": slow}, steps, threshold=5.0, budget=100,
+                      reps=REPS)["methods"]["slow"]
+    assert back["time_to_threshold_speedup"]["value"] == pytest.approx((40 / 3) / (220 / 3))
+    assert any("2/3 seeds of this method" in n and "upper bound" in n for n in back["notes"])
+
+
+def test_speedup_hand_computed():
+    steps = np.arange(9) * 10_000.0
+    scratch = np.zeros((3, 9))
+    for i, start in enumerate([3, 4, 5]):  # 30k, 40k, 50k: IQM of 3 seeds = mean = 40k
+        scratch[i, start:] = 500.0
+    method = np.zeros((3, 9))
+    method[:, 1:] = 500.0  # 10k for every seed
+    method[0, 0] = 500.0  # a jumpstart that collapses at the next evaluation: still 10k
+    method[0, 1] = 0.0
+    method[0, 2:] = 500.0
+    out = mt.compute({"scratch": scratch, "ft": method}, steps, threshold=475.0, reps=REPS)
+    np.testing.assert_array_equal(out["methods"]["ft"]["per_seed"]["time_to_threshold"],
+                                  [20_000.0, 10_000.0, 10_000.0])
+    method[0] = 0.0
+    method[0, 1:] = 500.0
+    out = mt.compute({"scratch": scratch, "ft": method}, steps, threshold=475.0, reps=REPS)
+    s = out["methods"]["ft"]["time_to_threshold_speedup"]
+    assert s["value"] == pytest.approx(4.0)
+    assert s["low"] <= 4.0 <= s["high"]
+    assert s["low"] >= 3.0 and s["high"] <= 5.0  # 30k..50k over 10k
+    assert not any("censored" in n or "evaluation interval" in n
+                   for n in out["methods"]["ft"]["notes"])
+
+
+def test_speedup_floors_a_time_of_zero_at_one_evaluation_interval():
+    steps = np.arange(9) * 10_000.0
+    scratch = np.zeros((3, 9))
+    scratch[:, 4:] = 500.0  # 40k
+    method = np.full((3, 9), 500.0)  # above the threshold from step 0 on: time 0
+    out = mt.compute({"scratch": scratch, "ft": method}, steps, threshold=475.0, reps=REPS)
+    e = out["methods"]["ft"]
+    assert e["per_seed"]["time_to_threshold"] == [0.0, 0.0, 0.0]  # the raw times stay 0
+    assert e["metrics"]["time_to_threshold"]["iqm"] == 0.0
+    s = e["time_to_threshold_speedup"]
+    assert s == {"value": pytest.approx(4.0), "low": pytest.approx(4.0),
+                 "high": pytest.approx(4.0)}  # 40k / 10k (one interval), not 40k / 0
+    [note] = [n for n in e["notes"] if "evaluation interval" in n]
+    assert "3/3 seeds of this method" in note and "10000 steps" in note
+    assert "lower bound" in note
+    json.dumps(out, allow_nan=False)
 
 
 @pytest.mark.parametrize("n_seeds", [1, 2])

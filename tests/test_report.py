@@ -276,3 +276,55 @@ def test_no_torch_or_sb3_import():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_old_experiment_json_without_sustain_uses_the_default(results_dir: Path):
+    exp = json.loads((results_dir / "experiment.json").read_text())
+    assert "sustain" not in exp  # as written before the sustained definition
+    paths = rp.build_report(results_dir, reps=REPS, tensorboard=False)
+    doc = json.loads(paths.metrics_json.read_text())
+    assert doc["metrics"]["sustain"] == mt.DEFAULT_SUSTAIN == 3
+    assert doc["experiment"]["sustain"] == 3
+    md = paths.report_md.read_text()
+    assert "stays at or above 300 for k = 3 evaluations in a row" in md
+
+
+def test_report_uses_sustain_and_shows_the_speedup(tmp_path: Path):
+    out = tmp_path / "exp"
+    out.mkdir()
+    steps = np.arange(0, 9) * 10_000
+    exp = {"name": "s", "pair": "p", "methods": ["scratch", "finetune"], "seeds": [0, 1, 2],
+           "steps": 80_000, "threshold": 475, "sustain": 1, "baseline": "scratch"}
+    (out / "experiment.json").write_text(json.dumps(exp))
+    for s in range(3):
+        scratch = np.where(steps >= 40_000, 500.0, 0.0)
+        jump = np.where(steps >= 10_000, 500.0, 0.0)
+        jump[0], jump[1] = 500.0, 0.0  # finetune: a jumpstart that collapses, then 20k
+        _write_run(out, f"scr-{s}", method="scratch", seed=s, returns=scratch, steps=steps)
+        _write_run(out, f"fin-{s}", method="finetune", seed=s, returns=jump, steps=steps)
+    doc = json.loads(rp.build_report(out, reps=REPS, tensorboard=False).metrics_json.read_text())
+    fin = doc["metrics"]["methods"]["finetune"]
+    assert doc["metrics"]["sustain"] == 1
+    assert fin["per_seed"]["time_to_threshold"] == [0.0, 0.0, 0.0]  # the first crossing
+    assert fin["time_to_threshold_speedup"]["value"] == pytest.approx(4.0)  # floored at 10k
+
+    exp["sustain"] = 3
+    (out / "experiment.json").write_text(json.dumps(exp))
+    paths = rp.build_report(out, reps=REPS, tensorboard=False)
+    doc = json.loads(paths.metrics_json.read_text())
+    fin = doc["metrics"]["methods"]["finetune"]
+    assert fin["per_seed"]["time_to_threshold"] == [20_000.0, 20_000.0, 20_000.0]
+    assert fin["time_to_threshold_speedup"] == {"value": 2.0, "low": 2.0, "high": 2.0}
+    md = paths.report_md.read_text()
+    assert "| speed-up |" in md and "time-to-threshold ratio" not in md
+    assert "2.0× [2.0, 2.0]" in md
+    assert "for k = 3 evaluations in a row" in md
+    text = rp.table(doc)
+    assert "speed-up" in text.splitlines()[0] and "2.0× [2.0, 2.0]" in text
+
+
+def test_speedup_format():
+    assert rp._speedup({"value": 3.2, "low": 2.1, "high": 5.0}) == "3.2× [2.1, 5.0]"
+    assert rp._speedup({"value": 0.5, "low": None, "high": None}) == "0.50×"
+    assert rp._speedup({"value": None, "low": None, "high": None}) == "n/a"
+    assert rp._speedup(None) == "n/a"

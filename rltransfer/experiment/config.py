@@ -2,7 +2,8 @@
 
 An experiment file names a transfer task (a catalogue ``pair``, or an explicit ``source`` and
 ``target``), an algorithm, the methods to compare (``scratch``, the control, is always
-included), the seeds, the step budget, the evaluation schedule and the return threshold::
+included), the seeds, the step budget, the evaluation schedule, the return threshold and
+how many evaluations in a row must stay at or above it (``sustain``, for time to threshold)::
 
     pair: cartpole/long-heavy-pole
     algo: ppo
@@ -11,6 +12,7 @@ included), the seeds, the step budget, the evaluation schedule and the return th
     steps: 50000
     eval: {every: 2000, episodes: 10}
     threshold: 475
+    sustain: 3
 
 A method entry can also carry its own source, preset and label (``method`` is then a key)::
 
@@ -45,6 +47,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rltransfer._validation import format_validation_error
+from rltransfer.metrics import DEFAULT_SUSTAIN
 
 __all__ = [
     "EvalSchedule",
@@ -185,6 +188,10 @@ class ExperimentConfig(_Strict):
     """Evaluation schedule ``{every, episodes}``."""
     threshold: float | None = None
     """Return that counts as solved, for time-to-threshold (default: the pair's)."""
+    sustain: int = Field(default=DEFAULT_SUSTAIN, ge=1)
+    """Evaluations in a row that must stay at or above ``threshold`` for the time to
+    threshold (default 3; 1 is the first crossing). A report setting: no run id depends on
+    it, so changing it only needs ``rltransfer report``."""
     source_steps: int | None = Field(default=None, ge=0)
     """Pretraining steps of the source agent (default: ``steps``)."""
     source_seed: int = Field(default=0, ge=0)
@@ -269,6 +276,9 @@ class Experiment:
     source_steps: int
     source_seed: int
     on_mismatch: str
+    sustain: int = DEFAULT_SUSTAIN
+    """Evaluations in a row at or above ``threshold`` for the time to threshold (report only:
+    not part of any run id)."""
     path: Path | None = None
 
     @property
@@ -302,7 +312,8 @@ class Experiment:
             "sources": {k: v.model_dump(mode="json") for k, v in self.sources.items()},
             "seeds": self.seeds, "steps": self.steps,
             "eval": {"every": self.eval_every, "episodes": self.eval_episodes},
-            "threshold": self.threshold, "source_steps": self.source_steps,
+            "threshold": self.threshold, "sustain": self.sustain,
+            "source_steps": self.source_steps,
             "source_seed": self.source_seed, "on_mismatch": self.on_mismatch,
         }
 
@@ -431,7 +442,7 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
         setups=setups, sources=dict(cfg.sources), seeds=seed_list, steps=n_steps,
         eval_every=int(every), eval_episodes=cfg.eval.episodes, threshold=threshold,
         source_steps=int(source_steps), source_seed=cfg.source_seed,
-        on_mismatch=cfg.on_mismatch, path=path,
+        on_mismatch=cfg.on_mismatch, sustain=cfg.sustain, path=path,
     )
 
 

@@ -329,7 +329,7 @@ def _write_experiment_json(plan: Plan) -> None:
         "pair": exp.pair or f"{exp.source.env}->{exp.target.env}", "algo": exp.algo,
         "methods": exp.method_labels, "seeds": exp.seeds, "steps": exp.steps,
         "eval": {"every": exp.eval_every, "episodes": exp.eval_episodes},
-        "threshold": exp.threshold, "baseline": "scratch",
+        "threshold": exp.threshold, "sustain": exp.sustain, "baseline": "scratch",
         "source": ({"run_id": plan.source.run_id, "steps": exp.source_steps,
                     "seed": exp.source_seed, "cache": plan.source.cache_dir}
                    if plan.source else None),

@@ -82,6 +82,8 @@ def test_pair_fills_steps_and_threshold(write_yaml, tiny):
         ({"source": None}, ["source", "missing", "pair"]),
         ({"pair": "cartpole/long-heavy-pole"}, ["pair", "not both"]),
         ({"pair_": 1}, ["pair_", "unknown field", "did you mean 'pair'"]),
+        ({"sustain": 0}, ["sustain", "0", ">= 1"]),
+        ({"sustain": 2.5}, ["sustain", "2.5"]),
     ],
 )
 def test_errors_name_the_field(write_yaml, tiny, change, expected):
@@ -160,6 +162,17 @@ def test_run_ids_follow_content(write_yaml, tiny, tmp_path):
                                                           "n_epochs": 3}}, "d.yaml"),
                         tmp_path)))
     assert not set(hp.values()) & set(base.values())
+    # sustain is a report setting: no run id changes
+    assert _ids(write_yaml({**tiny, "sustain": 5}, "e.yaml"), tmp_path) == _ids(
+        write_yaml(tiny, "f.yaml"), tmp_path)
+
+
+def test_sustain_defaults_to_3_and_is_in_the_config(write_yaml, tiny):
+    exp = load_experiment(write_yaml(tiny))
+    assert exp.sustain == 3 and exp.config_json()["sustain"] == 3
+    exp = load_experiment(write_yaml({**tiny, "sustain": 1}, "one.yaml"))
+    assert exp.sustain == 1
+    assert resolve_experiment(exp.config_json()).sustain == 1  # round-trips
 
 
 def _key(rows):

@@ -57,6 +57,7 @@ def test_layout(finished):
         assert key in exp
     assert exp["methods"] == ["scratch", "finetune"] and exp["seeds"] == [0, 1]
     assert exp["eval"] == {"every": 128, "episodes": 1} and exp["baseline"] == "scratch"
+    assert exp["sustain"] == 3  # a report setting, read back by build_report
     plan = make_plan(load_experiment(finished / "tiny.yaml"), out)
     assert sorted(d.name for d in (out / "runs").iterdir()) == sorted(
         r.run_id for r in plan.all_runs)
