@@ -20,10 +20,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -m "not expensive" -q
-	$(VENV)/bin/ruff check rltransfer tests benchmarks experiments
+	$(VENV)/bin/ruff check rltransfer tests benchmarks experiments setup.py
 
 test-expensive: $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(PY) -m pytest -m expensive -q
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check rltransfer tests benchmarks experiments
+	$(VENV)/bin/ruff check rltransfer tests benchmarks experiments setup.py

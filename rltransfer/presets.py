@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rltransfer._data import data_dir
 from rltransfer._validation import format_validation_error
 
 ALGOS = ("ppo", "sac")
@@ -209,9 +210,9 @@ _MODELS: dict[str, type[_Common]] = {"ppo": PPOPreset, "sac": SACPreset}
 
 
 def agents_dirs() -> list[Path]:
-    """Folders searched for ``<algo>.yaml``: ``$RLTRANSFER_AGENTS`` entries, then the repo's."""
+    """Folders searched for ``<algo>.yaml``: ``$RLTRANSFER_AGENTS`` entries, then ``agents/``."""
     extra = [Path(p) for p in os.environ.get("RLTRANSFER_AGENTS", "").split(os.pathsep) if p]
-    return [*extra, Path(__file__).resolve().parents[1] / "agents"]
+    return [*extra, data_dir("agents")]
 
 
 def check_algo(algo: str) -> str:

@@ -1,6 +1,7 @@
 """The catalogue: families and source→target pairs, read from YAML data files.
 
-Built-in files are the ``*.yaml`` in the repository's top-level ``envs/`` folder; more come from
+Built-in files are the ``*.yaml`` in the shipped ``envs/`` folder (the repository's top-level
+``envs/``, copied into installed packages: see :func:`rltransfer._data.data_dir`); more come from
 the paths (files or folders) in the ``RLTRANSFER_ENVS`` environment variable, separated by
 ``os.pathsep``. YAML is data only: it is parsed with ``yaml.safe_load`` and validated, never
 evaluated. A file holds two optional mappings::
@@ -29,7 +30,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-import rltransfer
+from rltransfer._data import data_dir
 from rltransfer.envs.errors import EnvError, unknown_name
 from rltransfer.envs.family import (
     _FAMILIES,
@@ -44,8 +45,8 @@ ENV_VAR = "RLTRANSFER_ENVS"
 
 
 def builtin_dir() -> Path:
-    """The repository's ``envs/`` folder holding the built-in catalogue."""
-    return Path(rltransfer.__file__).resolve().parents[1] / "envs"
+    """The ``envs/`` folder holding the built-in catalogue (and its ``examples/``)."""
+    return data_dir("envs")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,9 +12,48 @@ import argparse
 import os
 from pathlib import Path
 
-__all__ = ["DEMO_FILE", "add_commands", "cmd_demo", "cmd_report", "cmd_run"]
+__all__ = ["DEMO", "add_commands", "cmd_demo", "cmd_report", "cmd_run", "resolve_experiment",
+           "shipped_experiments"]
 
-DEMO_FILE = Path(__file__).resolve().parents[2] / "experiments" / "cartpole_demo.yaml"
+DEMO = "cartpole_demo"
+"""The shipped experiment ``rltransfer demo`` runs."""
+
+
+def shipped_experiments() -> dict[str, Path]:
+    """The example experiments shipped with rltransfer (``experiments/*.yaml``), by name."""
+    from rltransfer._data import data_dir
+
+    return {p.stem: p for p in sorted(data_dir("experiments").glob("*.yaml"))}
+
+
+def resolve_experiment(value: str | os.PathLike) -> Path:
+    """The experiment file ``value`` names: a path, else the name of a shipped experiment.
+
+    A name is a file name of the shipped ``experiments/`` folder, with or without ``.yaml``
+    (``experiments/<name>.yaml``, as the docs write it, works from any folder too). An
+    existing file always wins. Anything else is an error naming ``value`` and listing the
+    shipped experiments.
+
+    Example:
+        >>> resolve_experiment("cartpole_demo").name
+        'cartpole_demo.yaml'
+    """
+    path = Path(value).expanduser()
+    if path.is_file():
+        return path
+    shipped = shipped_experiments()
+    parts = path.parts
+    if len(parts) == 1 or (len(parts) == 2 and parts[0] == "experiments"):
+        name = parts[-1].removesuffix(".yaml")
+        if name in shipped:
+            return shipped[name]
+    import difflib
+
+    close = difflib.get_close_matches(path.name.removesuffix(".yaml"), list(shipped), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise FileNotFoundError(
+        f"experiment {str(value)!r} is neither a file nor a shipped experiment{hint}; shipped "
+        f"experiments: {', '.join(shipped) or '(none)'}")
 
 
 def _add_run_args(p: argparse.ArgumentParser, *, workers_help: str) -> None:
@@ -33,12 +72,15 @@ def _add_run_args(p: argparse.ArgumentParser, *, workers_help: str) -> None:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``run``, ``report`` and ``demo`` on the subparsers of the main parser."""
     p = sub.add_parser(
-        "run", help="run an experiment file: every method x seed vs scratch, then the report",
-        description="Run an experiment (experiments/*.yaml): pretrain the source (cached by "
+        "run", help="run an experiment: every method x seed vs scratch, then the report",
+        description="Run an experiment (a YAML file, or the name of a shipped one such as "
+                    "cartpole_demo): pretrain the source (cached by "
                     "content), train every method x seed on the target, evaluating on "
                     "schedule, then write report.md, curves.png and metrics.json. A rerun "
                     "skips finished runs; a failed run is recorded and the others go on.")
-    p.add_argument("file", help="experiment YAML file")
+    p.add_argument("file", metavar="EXPERIMENT",
+                   help="experiment YAML file, or the name of a shipped experiment "
+                        "(e.g. cartpole_demo; an unknown name lists them)")
     p.add_argument("--out", default=None,
                    help="output folder (default: results/<experiment name>)")
     p.add_argument("--seeds", type=int, default=None,
@@ -56,7 +98,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="the CartPole demo experiment (a few minutes on 2 cores)",
-                       description="Run experiments/cartpole_demo.yaml: pretrain on CartPole, "
+                       description="Run the shipped experiment cartpole_demo "
+                                   "(experiments/cartpole_demo.yaml): pretrain on CartPole, "
                                    "transfer to a long, heavy pole with scratch, finetune and "
                                    "partial[actor] over 3 seeds, print the table.")
     p.add_argument("--out", default="results/demo", help="output folder (default results/demo)")
@@ -67,7 +110,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from rltransfer.experiment.config import load_experiment
 
-    exp = load_experiment(args.file, seeds=args.seeds, steps=args.steps)
+    exp = load_experiment(resolve_experiment(args.file), seeds=args.seeds, steps=args.steps)
     out = args.out or os.path.join("results", exp.name)
     return _run(exp, out, args)
 
@@ -75,10 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from rltransfer.experiment.config import load_experiment
 
-    if not DEMO_FILE.is_file():
-        raise FileNotFoundError(f"the demo experiment {DEMO_FILE} is missing (a source "
-                                "checkout has it; run `rltransfer run FILE` with your own)")
-    return _run(load_experiment(DEMO_FILE), args.out, args)
+    return _run(load_experiment(resolve_experiment(DEMO)), args.out, args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
