@@ -25,6 +25,7 @@ import io
 import logging
 import os
 import platform
+import random
 import time
 import zipfile
 from collections.abc import Mapping
@@ -35,10 +36,15 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize, VecTransposeImage
+from stable_baselines3.common.vec_env import (
+    DummyVecEnv,
+    VecEnv,
+    VecNormalize,
+    VecTransposeImage,
+    is_vecenv_wrapped,
+)
 
 from rltransfer import envs as rl_envs
 from rltransfer.checkpoint import (
@@ -48,12 +54,15 @@ from rltransfer.checkpoint import (
     save_checkpoint,
     space_to_json,
 )
-from rltransfer.methods import TransferLog, get_method
+from rltransfer.methods import BuildSpec, MethodContext, TransferError, TransferLog, get_method
 from rltransfer.presets import NormalizeSpec, Preset, check_algo, resolve_preset
+from rltransfer.sb3 import LEARNERS
 from rltransfer.training import EvalCurveCallback, evaluate
 
 log = logging.getLogger("rltransfer")
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = LEARNERS
+"""The learner per algorithm: stable-baselines3's PPO and SAC, one subclass each that runs
+transfer methods (:mod:`rltransfer.sb3`); without a method they train exactly as SB3's."""
 EVAL_SEED_OFFSET = 1_000_003
 
 
@@ -114,11 +123,12 @@ def build_agent(env: str, *, algo: str = "ppo", seed: int, knobs: Mapping[str, A
                 overrides: Mapping[str, Any] | None = None,
                 normalize: NormalizeSpec | Mapping[str, Any] | None | bool = True,
                 tensorboard_log: str | os.PathLike | None = None, device: str = "cpu",
-                verbose: int = 0) -> BaseAlgorithm:
+                verbose: int = 0, method: Any = None) -> BaseAlgorithm:
     """A freshly initialized SB3 model for ``env`` from its preset, seeded with ``seed``.
 
     ``normalize``: ``True`` follows the preset; ``None``/``False`` disables normalization;
-    a spec overrides the preset's.
+    a spec overrides the preset's. ``method``: a transfer method whose ``configure`` hook may
+    add learner keyword arguments (see :func:`transfer`).
     """
     algo = check_algo(algo)
     knobs = dict(knobs or {})
@@ -135,10 +145,13 @@ def build_agent(env: str, *, algo: str = "ppo", seed: int, knobs: Mapping[str, A
     if algo == "sac" and not isinstance(venv.action_space, spaces.Box):
         raise ValueError(f"algo='sac' needs a continuous (Box) action space; env {env!r} has "
                          f"{venv.action_space}. Use algo='ppo' for this env.")
+    build = BuildSpec(algo=algo, preset=p)
+    if method is not None:
+        method.configure(build)
     model = ALGORITHMS[algo](
         p.policy, venv, seed=seed, device=device, verbose=verbose,
         tensorboard_log=str(tensorboard_log) if tensorboard_log else None,
-        policy_kwargs=p.policy_kwargs.to_kwargs(), **p.hyperparams(),
+        policy_kwargs=p.policy_kwargs.to_kwargs(), **{**p.hyperparams(), **build.algo_kwargs},
     )
     if p.augment_shift:
         install_random_shift(model, p.augment_shift)
@@ -180,7 +193,7 @@ def make_eval_env(model: BaseAlgorithm) -> VecEnv:
     venv = make_env(info.env, info.knobs, n_envs=1, seed=info.seed + EVAL_SEED_OFFSET,
                     pixels=info.pixels, normalize=info.normalize, gamma=info.preset.gamma,
                     training=False)
-    if isinstance(model.get_env(), VecTransposeImage):  # as SB3 wraps the training env
+    if is_vecenv_wrapped(model.get_env(), VecTransposeImage):  # as SB3 wraps the training env
         venv = VecTransposeImage(venv)
     return venv
 
@@ -222,11 +235,15 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
              device: str = "cpu", **method_options: Any) -> BaseAlgorithm:
     """A target agent for ``env`` initialized from ``source`` by ``method``, ready to learn.
 
-    ``method`` is a name (``scratch``, ``finetune``, ``partial``, ``frozen``), a mapping
-    ``{name: {options}}``, or a method object; ``method_options`` are merged into it (for
-    example ``roles=["actor"]``). ``algo`` defaults to the source's. Normalization
-    statistics of the source travel with the weights; ``normalize_update`` says whether the
-    target keeps updating them (``True``) or holds them fixed.
+    ``method`` is a name (``rltransfer list methods``), a mapping ``{name: {options}}``, or a
+    method object; ``method_options`` are merged into it (for example ``roles=["actor"]``).
+    ``algo`` defaults to the source's. Normalization statistics of the source travel with the
+    weights; ``normalize_update`` says whether the target keeps updating them (``True``) or
+    holds them fixed.
+
+    The method's hooks run in order: ``configure`` (learner arguments), the agent is built,
+    ``wrap_env`` (the training env only), ``initialize`` (weights), then its callbacks and
+    loss terms are installed on the model, so a plain ``model.learn()`` runs all of it.
     """
     m = get_method(method, **method_options)
     ckpt = None
@@ -239,17 +256,32 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
             raise ValueError("algo is required when the source does not name one "
                              "(scratch without source, or an encoder checkpoint)")
         algo = ckpt.card["algo"]
+    algo = check_algo(algo)
+    if algo not in m.algos:
+        raise TransferError(f"method {m.name!r} works with algo {list(m.algos)}, not {algo!r}")
+    if m.needs_teacher and (ckpt is None or ckpt.card.get("kind", "agent") != "agent"):
+        raise TransferError(f"method {m.name!r} needs an agent checkpoint as source (it uses "
+                            "the source policy as a teacher)")
     src_norm = (ckpt.card.get("normalize") if ckpt is not None and m.moves_weights else None)
     model = build_agent(env, algo=algo, seed=seed, knobs=knobs, pixels=pixels, preset=preset,
                         overrides=overrides, normalize=src_norm if src_norm else True,
-                        tensorboard_log=tensorboard_log, device=device)
-    tlog: TransferLog = m.apply(model, ckpt, on_mismatch)
+                        tensorboard_log=tensorboard_log, device=device, method=m)
+    teacher = make_teacher(ckpt, env, knobs=knobs) if m.needs_teacher else None
+    ctx = MethodContext(source=ckpt, on_mismatch=on_mismatch, teacher=teacher, seed=seed)
+    wrapped = m.wrap_env(model.env, model, ctx)
+    if wrapped is not model.env:
+        model.env = wrapped
+        model._last_obs = None  # learn() resets through the wrapper
+    tlog: TransferLog = m.initialize(model, ctx)
+    model.rlt.teacher = teacher
+    model.rlt.callbacks.extend(m.callbacks(model, ctx))
+    model.rlt.loss_terms.extend(m.loss_terms(model, ctx))
     info = _info(model)
     if src_norm:
         _load_normalization(model, ckpt, normalize_update)
         info.normalize = {**info.normalize, "update": bool(normalize_update),
                           "from_source": True}
-    info.transfer = {**tlog.summary(), "label": m.label}
+    info.transfer = {**tlog.summary(), "label": m.label, "spec": m.spec()}
     if ckpt is not None:
         info.source = {"sha256": ckpt.card.get("sha256"), "env": ckpt.card.get("env"),
                        "algo": ckpt.card.get("algo"), "kind": ckpt.card.get("kind", "agent"),
@@ -258,6 +290,31 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
         log.info("%s: %s", m.label, note)
     model.rltransfer_log = tlog
     return model
+
+
+def make_teacher(source: Checkpoint, env: str, *,
+                 knobs: Mapping[str, Any] | None = None) -> Any:
+    """The source agent's policy as a frozen, eval-mode teacher on the target's spaces.
+
+    Built from the checkpoint's own preset on the target env (so its spaces are the
+    target's); its parameters have ``requires_grad`` off and it is in no optimizer.
+    """
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):  # building it must not move the target's RNGs
+            agent = load_agent(source, env=env, knobs=knobs, seed=0)
+    except RuntimeError as exc:
+        raise TransferError(f"the source policy does not fit the target env {env!r} "
+                            f"(its spaces differ): {str(exc).splitlines()[0]}") from None
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    teacher = agent.policy
+    teacher.set_training_mode(False)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    agent.env.close()
+    return teacher
 
 
 def learn_with_eval(model: BaseAlgorithm, steps: int, *, eval_every: int, eval_episodes: int,
@@ -286,8 +343,8 @@ def save_agent(model: BaseAlgorithm, out: str | os.PathLike, *,
     """Write ``model`` as a checkpoint folder (atomic); returns the folder."""
     info = _info(model)
     extras: dict[str, torch.Tensor] = {}
-    venv = model.get_env()
-    if isinstance(venv, VecNormalize):
+    venv = model.get_vec_normalize_env()
+    if venv is not None:
         extras.update(_normalization_tensors(venv))
     if getattr(model, "log_ent_coef", None) is not None:
         extras["log_ent_coef"] = model.log_ent_coef.detach().clone()
@@ -415,8 +472,8 @@ def _normalization_tensors(venv: VecNormalize) -> dict[str, torch.Tensor]:
 
 
 def _load_normalization(model: BaseAlgorithm, ckpt: Checkpoint, update: bool) -> None:
-    venv = model.get_env()
-    if not isinstance(venv, VecNormalize):
+    venv = model.get_vec_normalize_env()
+    if venv is None:
         return
     for name in ("obs_rms", "ret_rms"):
         key = f"vecnormalize.{name}.mean"

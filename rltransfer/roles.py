@@ -1,18 +1,8 @@
-"""The one place that maps stable-baselines3 parameter names to transfer roles.
+"""Transfer roles: the words users pick for parts of a policy, and how they resolve.
 
-Every parameter of a policy belongs to exactly one *part*:
-
-=============  ===================================  =====================================
-part           PPO (``ActorCriticPolicy``)          SAC (``SACPolicy``)
-=============  ===================================  =====================================
-features       ``features_extractor``,              ``actor.features_extractor``,
-               ``pi_/vf_features_extractor``        ``critic(_target).features_extractor``
-actor_trunk    ``mlp_extractor.policy_net``         ``actor.latent_pi``
-critic_trunk   ``mlp_extractor.value_net``          ``critic(_target).qfN`` but the last
-                                                    linear layer
-actor_head     ``action_net``, ``log_std``          ``actor.mu``, ``actor.log_std``
-critic_head    ``value_net``                        last linear layer of ``critic(_target).qfN``
-=============  ===================================  =====================================
+Every parameter of a policy belongs to exactly one *part* (``features``, ``actor_trunk``,
+``critic_trunk``, ``actor_head``, ``critic_head``); which SB3 names make each part is said in
+:mod:`rltransfer.sb3.ppo` and :mod:`rltransfer.sb3.sac`.
 
 A *role* is a set of parts, the words users pick: ``encoder`` (the features extractor when
 it has weights, as with CNNs; for MLP policies, whose extractor only flattens, the hidden
@@ -24,9 +14,9 @@ are flagged as targets so methods keep them consistent.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+
+from rltransfer.sb3.common import ParamInfo
 
 PARTS = ("features", "actor_trunk", "critic_trunk", "actor_head", "critic_head")
 ROLES = ("encoder", "actor", "critic", "heads", "all", *PARTS)
@@ -36,65 +26,28 @@ class RoleError(ValueError):
     """An unknown role, or a parameter name no role claims."""
 
 
-@dataclass(frozen=True)
-class ParamInfo:
-    """Where one parameter sits: its part, and whether it is a SAC target-network copy."""
-
-    part: str
-    target: bool = False
-
-
-_PPO_RULES = (
-    (re.compile(r"^(pi_|vf_)?features_extractor\."), "features"),
-    (re.compile(r"^mlp_extractor\.(policy_net|shared_net)\."), "actor_trunk"),
-    (re.compile(r"^mlp_extractor\.value_net\."), "critic_trunk"),
-    (re.compile(r"^(action_net\.|log_std$)"), "actor_head"),
-    (re.compile(r"^value_net\."), "critic_head"),
-)
-_SAC_ACTOR_RULES = (
-    (re.compile(r"^actor\.features_extractor\."), "features"),
-    (re.compile(r"^actor\.latent_pi\."), "actor_trunk"),
-    (re.compile(r"^actor\.(mu|log_std)(\.|$)"), "actor_head"),
-)
-_SAC_CRITIC = re.compile(r"^(critic|critic_target)\.(features_extractor\.|qf(\d+)\.(\d+)\.)")
-
-
 def classify(algo: str, keys: Iterable[str]) -> dict[str, ParamInfo]:
-    """Map every state-dict key of an ``algo`` policy to its :class:`ParamInfo`."""
+    """Map every state-dict key of an ``algo`` policy to its :class:`ParamInfo`.
+
+    The rules per algorithm live in :mod:`rltransfer.sb3.ppo` and :mod:`rltransfer.sb3.sac`.
+    """
     keys = list(keys)
-    algo = algo.lower()
-    out: dict[str, ParamInfo] = {}
-    if algo == "ppo":
-        for key in keys:
-            out[key] = ParamInfo(_match(_PPO_RULES, key, algo))
-        return out
-    if algo == "sac":
-        last_layer: dict[tuple[str, str], int] = {}
-        for key in keys:
-            m = _SAC_CRITIC.match(key)
-            if m and m.group(3) is not None:
-                net = (m.group(1), m.group(3))
-                last_layer[net] = max(last_layer.get(net, -1), int(m.group(4)))
-        for key in keys:
-            m = _SAC_CRITIC.match(key)
-            if m:
-                target = m.group(1) == "critic_target"
-                if m.group(3) is None:
-                    out[key] = ParamInfo("features", target)
-                else:
-                    head = int(m.group(4)) == last_layer[(m.group(1), m.group(3))]
-                    out[key] = ParamInfo("critic_head" if head else "critic_trunk", target)
-            else:
-                out[key] = ParamInfo(_match(_SAC_ACTOR_RULES, key, algo))
-        return out
-    raise RoleError(f"no role map for algo={algo!r}; supported: ['ppo', 'sac']")
+    module = _internals(algo)
+    out = module.classify(keys)
+    for key, info in out.items():
+        if info is None:
+            raise RoleError(f"{algo} parameter {key!r} belongs to no role; "
+                            f"{module.__name__} needs a rule")
+    return out
 
 
-def _match(rules, key: str, algo: str) -> str:
-    for pattern, part in rules:
-        if pattern.search(key):
-            return part
-    raise RoleError(f"{algo} parameter {key!r} belongs to no role; rltransfer.roles needs a rule")
+def _internals(algo: str):
+    from rltransfer.sb3 import internals
+
+    try:
+        return internals(algo.lower())
+    except ValueError:
+        raise RoleError(f"no role map for algo={algo!r}; supported: ['ppo', 'sac']") from None
 
 
 def check_roles(roles: Iterable[str], where: str = "") -> None:
@@ -142,9 +95,4 @@ def select(algo: str, keys: Iterable[str], roles: Iterable[str]) -> list[str]:
 
 def encoder_prefixes(algo: str) -> tuple[str, ...]:
     """Where a features extractor's own parameters sit in an ``algo`` policy's state dict."""
-    if algo == "ppo":
-        return ("features_extractor.", "pi_features_extractor.", "vf_features_extractor.")
-    if algo == "sac":
-        return ("actor.features_extractor.", "critic.features_extractor.",
-                "critic_target.features_extractor.")
-    raise RoleError(f"no role map for algo={algo!r}; supported: ['ppo', 'sac']")
+    return _internals(algo).ENCODER_PREFIXES

@@ -14,13 +14,14 @@ import csv
 import os
 import time
 from collections.abc import Callable
+from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
+from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
 CURVE_HEADER = ("step", "mean_return", "std_return", "episodes", "wall_time")
 
@@ -32,9 +33,11 @@ def evaluate(model: Any, eval_env: VecEnv, *, episodes: int, seed: int,
     Normalization statistics are copied from the model's training env first; the eval env
     never updates them.
     """
-    train_env = model.get_env()
-    if train_env is not None:
-        sync_envs_normalization(train_env, eval_env)
+    train_norm = model.get_vec_normalize_env()
+    eval_norm = unwrap_vec_normalize(eval_env)
+    if train_norm is not None and eval_norm is not None:
+        eval_norm.obs_rms = deepcopy(train_norm.obs_rms)
+        eval_norm.ret_rms = deepcopy(train_norm.ret_rms)
     eval_env.seed(seed)
     returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=episodes,
                                  deterministic=deterministic, return_episode_rewards=True)
@@ -95,6 +98,9 @@ class EvalCurveCallback(BaseCallback):
                "std_return": stats["std"], "episodes": self.episodes,
                "wall_time": round(time.perf_counter() - self._t0, 3)}
         self.rows.append(row)
+        runtime = getattr(self.model, "rlt", None)  # methods that follow the target's returns
+        if runtime is not None:
+            runtime.evaluations.append(row)
         self.logger.record("eval/mean_return", row["mean_return"])
         self.logger.record("eval/std_return", row["std_return"])
         self.logger.dump(step=row["step"])

@@ -125,7 +125,7 @@ def test_frozen_init_freezes_the_targets_own_weights_without_a_source():
 
 
 def _optimizers(model):
-    from rltransfer.methods import _optimizers
+    from rltransfer.methods import optimizers as _optimizers
 
     return _optimizers(model)
 

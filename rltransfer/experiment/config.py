@@ -507,7 +507,7 @@ def _check_methods(cfg: ExperimentConfig, target: Member, where: str) -> list[Me
             except (PresetError, ValueError) as exc:
                 raise ExperimentError(f"{at} ({label}): preset: {exc}") from None
         setups.append(MethodSetup(
-            label=label, spec=method_spec_json(m), source=source,
+            label=label, spec=m.spec(), source=source,
             preset=entry.preset if entry.preset is not None else cfg.preset,
             overrides=overrides or None))
     labels = [s.label for s in setups]
@@ -537,17 +537,6 @@ def _method_source(method: Any, name: str | None, cfg: ExperimentConfig,
             f"{at}: source {name!r} is an encoder checkpoint; method {method.label!r} needs "
             "more than an encoder. Use frozen or {partial: {roles: [encoder]}}")
     return name
-
-
-def method_spec_json(method: Any) -> MethodSpec:
-    """A method object as its canonical spec: ``name`` or ``{name: {options}}`` (JSON-able)."""
-    opts = {}
-    if dataclasses.is_dataclass(method):
-        for f in dataclasses.fields(method):
-            value = getattr(method, f.name)
-            if value != f.default:
-                opts[f.name] = list(value) if isinstance(value, tuple) else value
-    return {method.name: opts} if opts else method.name
 
 
 def _pix(pixels: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -1,0 +1,175 @@
+"""PPO: what stable-baselines3's ``ActorCriticPolicy`` names mean, and :class:`TransferPPO`.
+
+=============  ==============================================
+part           parameters
+=============  ==============================================
+features       ``features_extractor``, ``pi_/vf_features_extractor``
+actor_trunk    ``mlp_extractor.policy_net`` (``shared_net``)
+critic_trunk   ``mlp_extractor.value_net``
+actor_head     ``action_net``, ``log_std``
+critic_head    ``value_net``
+=============  ==============================================
+
+One optimizer (``policy.optimizer``) trains every parameter. The actor (the action
+distribution) depends on the features extractor it uses, the actor trunk and the actor head.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.buffers import RolloutBuffer
+
+from rltransfer.sb3.common import AddLoss, MethodRuntime, ParamInfo, hooked
+
+NAME = "ppo"
+RULES = (
+    (re.compile(r"^(pi_|vf_)?features_extractor\."), "features"),
+    (re.compile(r"^mlp_extractor\.(policy_net|shared_net)\."), "actor_trunk"),
+    (re.compile(r"^mlp_extractor\.value_net\."), "critic_trunk"),
+    (re.compile(r"^(action_net\.|log_std$)"), "actor_head"),
+    (re.compile(r"^value_net\."), "critic_head"),
+)
+ENCODER_PREFIXES = ("features_extractor.", "pi_features_extractor.", "vf_features_extractor.")
+"""Where a features extractor's own parameters sit in the policy's state dict."""
+
+
+def classify(keys: Iterable[str]) -> dict[str, ParamInfo]:
+    """The part of every state-dict key of a PPO policy (``None`` part: unknown)."""
+    out = {}
+    for key in keys:
+        part = next((p for pattern, p in RULES if pattern.search(key)), None)
+        out[key] = ParamInfo(part) if part else None
+    return out
+
+
+def optimizers(model: Any) -> list[torch.optim.Optimizer]:
+    """The optimizers that train the policy's parameters."""
+    return [model.policy.optimizer]
+
+
+def optimizer_of(model: Any, param: torch.nn.Parameter) -> torch.optim.Optimizer:
+    """The optimizer that trains ``param``."""
+    return model.policy.optimizer
+
+
+def target_twin(name: str) -> None:
+    """PPO has no target networks."""
+    return None
+
+
+def actor_parameters(model: Any) -> dict[str, torch.nn.Parameter]:
+    """The parameters the action distribution depends on (its features extractor included)."""
+    shared = getattr(model.policy, "share_features_extractor", True)
+    features = "features_extractor." if shared else "pi_features_extractor."
+    out = {}
+    for name, p in model.policy.named_parameters():
+        info = classify([name])[name]
+        if info is None:
+            continue
+        if info.part in ("actor_trunk", "actor_head") or (
+                info.part == "features" and name.startswith(features)):
+            out[name] = p
+    return out
+
+
+def entropy_coefficient(model: Any) -> None:
+    """PPO's entropy coefficient is a fixed hyperparameter, not a tensor."""
+    return None
+
+
+def teacher_distribution(teacher: Any, obs: torch.Tensor) -> Any:
+    """The teacher policy's action distribution on ``obs`` (a ``torch.distributions``)."""
+    with torch.no_grad():
+        return teacher.get_distribution(obs).distribution
+
+
+class GuidedRolloutBuffer(RolloutBuffer):
+    """A rollout buffer that also records in which steps a guide, not the agent, acted.
+
+    ``guided[t, env]`` is set by the method that lets the guide act; during ``train()``
+    ``batch_guided`` holds the flags of the minibatch being used.
+    """
+
+    def reset(self) -> None:
+        super().reset()
+        self.guided = np.zeros((self.buffer_size, self.n_envs), dtype=bool)
+        self.batch_guided: np.ndarray | None = None
+        self._guided_flat: np.ndarray | None = None
+
+    def get(self, batch_size: int | None = None) -> Iterator[Any]:
+        if not self.generator_ready:
+            self._guided_flat = self.guided.swapaxes(0, 1).reshape(-1)
+        yield from super().get(batch_size)
+
+    def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> Any:
+        assert self._guided_flat is not None
+        self.batch_guided = self._guided_flat[batch_inds]
+        return super()._get_samples(batch_inds, env)
+
+
+class TransferPPO(PPO):
+    """PPO that runs a transfer method: its loss terms in every update, its callbacks in
+    every ``learn()``.
+
+    With no method installed (``model.rlt`` empty) it is PPO, update for update. The terms
+    enter through :class:`~rltransfer.sb3.common.AddLoss` on the log-probabilities of the
+    minibatch, so the clipped surrogate, value and entropy losses are SB3's own. With a
+    :class:`GuidedRolloutBuffer`, the steps a guide acted in are kept out of the policy and
+    entropy losses (their log-probabilities are detached); the value function learns from all.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rlt = MethodRuntime()
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "rlt"]
+
+    def _init_callback(self, callback: Any, progress_bar: bool = False) -> Any:
+        return super()._init_callback(self.rlt.with_callbacks(callback), progress_bar)
+
+    def train(self) -> None:
+        with self._method_hooks():
+            super().train()
+        self.rlt.record(self.logger)
+
+    def _method_hooks(self) -> contextlib.AbstractContextManager[None]:
+        terms = self.rlt.active_terms(self)
+        buffer = self.rollout_buffer
+        guided = isinstance(buffer, GuidedRolloutBuffer) and bool(buffer.guided.any())
+        if not terms and not guided:
+            return contextlib.nullcontext()
+        policy = self.policy
+        captured: dict[str, Any] = {}
+
+        def dist_from_latent(original):
+            def wrapped(latent_pi):
+                captured["dist"] = dist = original(latent_pi)
+                return dist
+            return wrapped
+
+        def evaluate_actions(original):
+            def wrapped(obs, actions):
+                values, log_prob, entropy = original(obs, actions)
+                if guided:
+                    mask = torch.as_tensor(buffer.batch_guided, device=log_prob.device)
+                    log_prob = torch.where(mask, log_prob.detach(), log_prob)
+                    if entropy is not None:
+                        entropy = torch.where(mask, entropy.detach(), entropy)
+                if terms:
+                    extra = self.rlt.loss(obs, captured["dist"].distribution, terms)
+                    log_prob = AddLoss.apply(log_prob, extra)
+                return values, log_prob, entropy
+            return wrapped
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(hooked(policy, "_get_action_dist_from_latent", dist_from_latent))
+        stack.enter_context(hooked(policy, "evaluate_actions", evaluate_actions))
+        return stack

@@ -1,0 +1,157 @@
+"""SAC: what stable-baselines3's ``SACPolicy`` names mean, and :class:`TransferSAC`.
+
+=============  ==============================================
+part           parameters
+=============  ==============================================
+features       ``actor.features_extractor``, ``critic(_target).features_extractor``
+actor_trunk    ``actor.latent_pi``
+critic_trunk   ``critic(_target).qfN`` but the last linear layer
+actor_head     ``actor.mu``, ``actor.log_std``
+critic_head    the last linear layer of ``critic(_target).qfN``
+=============  ==============================================
+
+``critic_target`` parameters share the part of their online twin and are flagged as targets.
+Two optimizers train the policy (``actor.optimizer``, ``critic.optimizer``); the entropy
+coefficient is ``model.log_ent_coef`` with its own optimizer (``ent_coef_optimizer``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import SAC
+
+from rltransfer.sb3.common import AddLoss, MethodRuntime, ParamInfo, hooked
+
+NAME = "sac"
+ACTOR_RULES = (
+    (re.compile(r"^actor\.features_extractor\."), "features"),
+    (re.compile(r"^actor\.latent_pi\."), "actor_trunk"),
+    (re.compile(r"^actor\.(mu|log_std)(\.|$)"), "actor_head"),
+)
+CRITIC = re.compile(r"^(critic|critic_target)\.(features_extractor\.|qf(\d+)\.(\d+)\.)")
+ENCODER_PREFIXES = ("actor.features_extractor.", "critic.features_extractor.",
+                    "critic_target.features_extractor.")
+"""Where a features extractor's own parameters sit in the policy's state dict."""
+TARGET_PREFIX = "critic_target."
+ONLINE_CRITIC_PREFIX = "critic."
+
+
+def classify(keys: Iterable[str]) -> dict[str, ParamInfo | None]:
+    """The part of every state-dict key of a SAC policy (``None``: unknown)."""
+    keys = list(keys)
+    last_layer: dict[tuple[str, str], int] = {}
+    for key in keys:
+        m = CRITIC.match(key)
+        if m and m.group(3) is not None:
+            net = (m.group(1), m.group(3))
+            last_layer[net] = max(last_layer.get(net, -1), int(m.group(4)))
+    out: dict[str, ParamInfo | None] = {}
+    for key in keys:
+        m = CRITIC.match(key)
+        if m:
+            target = m.group(1) == "critic_target"
+            if m.group(3) is None:
+                out[key] = ParamInfo("features", target)
+            else:
+                head = int(m.group(4)) == last_layer[(m.group(1), m.group(3))]
+                out[key] = ParamInfo("critic_head" if head else "critic_trunk", target)
+        else:
+            part = next((p for pattern, p in ACTOR_RULES if pattern.search(key)), None)
+            out[key] = ParamInfo(part) if part else None
+    return out
+
+
+def target_twin(name: str) -> str | None:
+    """The target-network twin of an online critic parameter name (else ``None``)."""
+    if name.startswith(ONLINE_CRITIC_PREFIX):
+        return TARGET_PREFIX + name[len(ONLINE_CRITIC_PREFIX):]
+    return None
+
+
+def optimizers(model: Any) -> list[torch.optim.Optimizer]:
+    """The optimizers that train the policy's parameters (actor, critic)."""
+    return [model.policy.actor.optimizer, model.policy.critic.optimizer]
+
+
+def optimizer_of(model: Any, param: torch.nn.Parameter) -> torch.optim.Optimizer:
+    """The optimizer that trains ``param`` (the actor's or the critic's)."""
+    if any(param is p for p in model.policy.actor.parameters()):
+        return model.policy.actor.optimizer
+    return model.policy.critic.optimizer
+
+
+def actor_parameters(model: Any) -> dict[str, torch.nn.Parameter]:
+    """The actor's parameters (its features extractor included)."""
+    return {f"actor.{n}": p for n, p in model.policy.actor.named_parameters()}
+
+
+def entropy_coefficient(model: Any) -> torch.Tensor | None:
+    """``log_ent_coef`` when the entropy coefficient is learned, else ``None``."""
+    return getattr(model, "log_ent_coef", None)
+
+
+def teacher_distribution(teacher: Any, obs: torch.Tensor) -> Any:
+    """The teacher's action distribution on ``obs`` before the tanh squashing."""
+    with torch.no_grad():
+        mean, log_std, kwargs = teacher.actor.get_action_dist_params(obs)
+        return teacher.actor.action_dist.proba_distribution(mean, log_std, **kwargs).distribution
+
+
+class TransferSAC(SAC):
+    """SAC that runs a transfer method: its loss terms in every actor update, its callbacks
+    in every ``learn()``, and the guide's executed actions in the replay buffer.
+
+    With no method installed (``model.rlt`` empty) it is SAC, update for update. Loss terms
+    enter through :class:`~rltransfer.sb3.common.AddLoss` on the log-probability of the
+    actor's actions (which only the actor loss differentiates). When a guide acted in an env
+    (``info["rlt_action"]``), the replay buffer stores the action that was executed.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rlt = MethodRuntime()
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "rlt"]
+
+    def _init_callback(self, callback: Any, progress_bar: bool = False) -> Any:
+        return super()._init_callback(self.rlt.with_callbacks(callback), progress_bar)
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        with self._method_hooks():
+            super().train(gradient_steps, batch_size)
+        self.rlt.record(self.logger)
+
+    def _store_transition(self, replay_buffer: Any, buffer_action: np.ndarray, new_obs: Any,
+                          reward: np.ndarray, dones: np.ndarray,
+                          infos: list[dict[str, Any]]) -> None:
+        guided = [i for i, info in enumerate(infos) if "rlt_action" in info]
+        if guided:
+            buffer_action = np.array(buffer_action, copy=True)
+            for i in guided:
+                buffer_action[i] = self.policy.scale_action(
+                    np.asarray(infos[i]["rlt_action"], dtype=buffer_action.dtype))
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+
+    def _method_hooks(self) -> contextlib.AbstractContextManager[None]:
+        terms = self.rlt.active_terms(self)
+        if not terms:
+            return contextlib.nullcontext()
+        actor = self.actor
+
+        def action_log_prob(original):
+            def wrapped(obs):
+                actions, log_prob = original(obs)
+                if torch.is_grad_enabled():
+                    extra = self.rlt.loss(obs, actor.action_dist.distribution, terms)
+                    log_prob = AddLoss.apply(log_prob, extra)
+                return actions, log_prob
+            return wrapped
+
+        return hooked(actor, "action_log_prob", action_log_prob)
