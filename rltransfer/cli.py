@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rltransfer.methods import method_names
+
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 # Modules that contribute verbs: each exposes ``add_commands(subparsers)``.
@@ -160,13 +162,27 @@ def cmd_pretrain_encoder(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from rltransfer import envs
+    if args.what in ("envs", "all"):
+        from rltransfer import envs
 
-    fmt = getattr(envs, "format_catalogue", None)
-    if fmt is None:
-        raise UserError("the env catalogue is not available in this installation")
-    print(fmt())
+        print(envs.format_catalogue())
+    if args.what in ("methods", "all"):
+        print(format_methods())
     return 0
+
+
+def format_methods() -> str:
+    """The registered transfer methods: name, what it does, algorithms, options."""
+    from rltransfer.methods import describe_methods
+
+    lines = ["Transfer methods (--method NAME, options with --method-options JSON):"]
+    for m in describe_methods():
+        lines.append(f"  {m['name']:<17} {m['summary']}  [{', '.join(m['algos'])}]")
+        for o in m["options"]:
+            doc = " ".join(o["doc"].split())
+            lines.append(f"      {o['name']}: {o['type']} = {o['default']!r}"
+                         + (f"  {doc}" if doc else ""))
+    return "\n".join(lines)
 
 
 def _json_arg(value: str | None, flag: str) -> Any:
@@ -207,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", required=True, help="source checkpoint folder")
     _add_env_args(p)
     p.add_argument("--method", default="finetune",
-                   choices=["scratch", "finetune", "partial", "frozen"], help="transfer method")
+                   choices=method_names(),
+                   help="transfer method (see `rltransfer list methods`)")
     p.add_argument("--roles", default=None,
                    help="comma-separated roles for partial/frozen: encoder, actor, critic, "
                         "heads, features, actor_trunk, critic_trunk, actor_head, critic_head")
@@ -272,8 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="checkpoint folder")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("list", help="env families with their knobs, and source->target pairs",
-                       description="Show the env catalogue: families, knobs and ranges, pairs.")
+    p = sub.add_parser("list", help="env families and pairs, or transfer methods",
+                       description="Show the env catalogue (families, knobs and ranges, "
+                                   "pairs) or the transfer methods with their options.")
+    p.add_argument("what", nargs="?", choices=["envs", "methods", "all"], default="envs",
+                   help="what to list (default: envs)")
     p.set_defaults(func=cmd_list)
 
     import importlib

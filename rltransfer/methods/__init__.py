@@ -25,21 +25,13 @@ Example:
 
 from __future__ import annotations
 
-# One import per method: importing the module registers it.
-from rltransfer.methods import (  # noqa: E402,F401,I001  # noqa: E402,F401,I001
-    critic_warmup,
-    finetune,
-    frozen,
-    jsrl,
-    kickstart,
-    partial,
-    replay_warmstart,
-    scratch,
-)
+import importlib
+
 from rltransfer.methods.base import (
     BuildSpec,
     Method,
     MethodContext,
+    OptionalRoles,
     Roles,
     TransferError,
     TransferLog,
@@ -53,6 +45,21 @@ from rltransfer.methods.registry import (
 )
 from rltransfer.methods.weights import FeatureCache, copy_roles, freeze, optimizers
 
-__all__ = ["METHODS", "BuildSpec", "FeatureCache", "Method", "MethodContext", "Roles",
+# One line per method: importing its module registers it (this order is the listing order).
+_METHOD_MODULES = (
+    "scratch",
+    "finetune",
+    "partial",
+    "frozen",
+    "kickstart",
+    "critic_warmup",
+    "jsrl",
+    "replay_warmstart",
+)
+for _module in _METHOD_MODULES:
+    importlib.import_module(f"rltransfer.methods.{_module}")
+
+__all__ = ["METHODS", "BuildSpec", "FeatureCache", "Method", "MethodContext", "OptionalRoles",
+           "Roles",
            "TransferError", "TransferLog", "copy_roles", "describe_methods", "freeze",
            "get_method", "method_names", "optimizers", "register_method"]
