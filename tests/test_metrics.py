@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rltransfer import metrics as mt
+from rltransfer.metrics import bootstrap as bs
 
 STEPS = np.array([0.0, 10.0, 20.0])
 REPS = 500  # enough for stable tests, fast
@@ -115,11 +116,14 @@ def test_time_to_threshold_rejects_bad_sustain(bad):
         mt.time_to_threshold(STEPS, np.zeros(3), 1.0, sustain=bad)
 
 
-def test_module_doctests():
+@pytest.mark.parametrize("name", ["", ".per_run", ".bootstrap", ".compare"])
+def test_module_doctests(name):
     import doctest
+    import importlib
 
-    result = doctest.testmod(mt)
-    assert result.attempted >= 7 and result.failed == 0
+    result = doctest.testmod(importlib.import_module(f"rltransfer.metrics{name}"))
+    assert result.failed == 0
+    assert result.attempted >= {"": 10, ".per_run": 2}.get(name, 0)
 
 
 # --------------------------------------------------------------------------- aggregates
@@ -134,9 +138,9 @@ def test_iqm_known_values():
 
 def test_bootstrap_reproducible_and_covers_point(rng):
     x = rng.normal(size=(8, 1))
-    a = mt.bootstrap_ci(mt._IQM, x, reps=REPS, seed=3)
-    b = mt.bootstrap_ci(mt._IQM, x, reps=REPS, seed=3)
-    c = mt.bootstrap_ci(mt._IQM, x, reps=REPS, seed=4)
+    a = mt.bootstrap_ci(bs.IQM, x, reps=REPS, seed=3)
+    b = mt.bootstrap_ci(bs.IQM, x, reps=REPS, seed=3)
+    c = mt.bootstrap_ci(bs.IQM, x, reps=REPS, seed=4)
     assert a[1][0] == b[1][0] and a[2][0] == b[2][0]
     assert (a[1][0], a[2][0]) != (c[1][0], c[2][0])
     assert a[1][0] <= a[0][0] <= a[2][0]
@@ -146,7 +150,7 @@ def test_bootstrap_leaves_global_rng_alone():
     np.random.seed(123)
     expected = np.random.rand()
     np.random.seed(123)
-    mt.bootstrap_ci(mt._IQM_DIFF, np.ones((3, 1)), np.zeros((4, 1)), reps=50, seed=0)
+    mt.bootstrap_ci(bs.IQM_DIFF, np.ones((3, 1)), np.zeros((4, 1)), reps=50, seed=0)
     assert np.random.rand() == expected
 
 
@@ -172,11 +176,12 @@ _SHIM_SCRIPT = textwrap.dedent(
         except Exception:
             print(json.dumps("unavailable")); sys.exit(0)
     from rltransfer import metrics as mt
+    from rltransfer.metrics import bootstrap as bs
     rng = np.random.default_rng(1)
     x, y, z = rng.normal(size=(5, 1)), rng.normal(size=(5, 1)), rng.normal(size=(3, 1))
     c = rng.normal(size=(4, 6))
-    cases = [(mt._IQM, (x,)), (mt._IQM_DIFF, (x, y)), (mt._IQM_DIFF, (x, z)),
-             (mt._POI, (x, y)), (mt._iqm_ratio(-3.0), (x, z)), (mt._IQM_CURVE, (c,))]
+    cases = [(bs.IQM, (x,)), (bs.IQM_DIFF, (x, y)), (bs.IQM_DIFF, (x, z)),
+             (bs.POI, (x, y)), (bs.iqm_ratio(-3.0), (x, z)), (bs.IQM_CURVE, (c,))]
     same = []
     for stat, s in cases:
         a = mt.bootstrap_ci(stat, *s, reps=100, seed=7, backend="rliable")
@@ -192,7 +197,7 @@ def test_builtin_bootstrap_matches_rliable_in_process(rng):
     if not mt.rliable_available():
         pytest.skip("rliable.library cannot be imported here (arch < 8 with pandas >= 3)")
     x, y = rng.normal(size=(5, 1)), rng.normal(size=(3, 1))
-    for stat, s in [(mt._IQM, (x,)), (mt._IQM_DIFF, (x, y)), (mt._POI, (x, y))]:
+    for stat, s in [(bs.IQM, (x,)), (bs.IQM_DIFF, (x, y)), (bs.POI, (x, y))]:
         a = mt.bootstrap_ci(stat, *s, reps=100, seed=7, backend="rliable")
         b = mt.bootstrap_ci(stat, *s, reps=100, seed=7, backend="builtin")
         assert all(np.allclose(u, v) for u, v in zip(a[:3], b[:3], strict=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from rltransfer import metrics as mt
 from rltransfer import report as rp
+from rltransfer.report.tables import fmt_speedup
 
 REPS = 200
 STEPS = np.arange(0, 11) * 1000
@@ -183,6 +185,22 @@ def test_metrics_json_round_trips(results_dir: Path):
     assert paths.metrics_json.read_bytes() == first
 
 
+def test_report_rebuilds_byte_identical(results_dir: Path, tmp_path: Path):
+    """The same runs give the same report.md, metrics.json and curves.png, in any folder."""
+    names = ("report.md", "metrics.json", "curves.png")
+    rp.build_report(results_dir, seed=0, reps=REPS)
+    first = {n: (results_dir / n).read_bytes() for n in names}
+    rp.build_report(results_dir, seed=0, reps=REPS)
+    assert {n: (results_dir / n).read_bytes() for n in names} == first
+
+    copy = tmp_path / "copied" / results_dir.name  # the runs alone, copied elsewhere
+    copy.mkdir(parents=True)
+    shutil.copy(results_dir / "experiment.json", copy)
+    shutil.copytree(results_dir / "runs", copy / "runs")
+    rp.build_report(copy, seed=0, reps=REPS, tensorboard=False)
+    assert {n: (copy / n).read_bytes() for n in names} == first
+
+
 def test_table_plain_text(results_dir: Path):
     res = rp.load_results(results_dir)
     out = mt.compute(res.curves, res.steps, threshold=300, seed=0, reps=REPS)
@@ -268,8 +286,12 @@ def test_tensorboard_events(results_dir: Path):
 
 
 def test_no_torch_or_sb3_import():
+    """Neither package, nor any of their modules, imports torch or stable-baselines3."""
     code = (
-        "import sys, rltransfer.metrics, rltransfer.report\n"
+        "import importlib, pkgutil, sys, rltransfer.metrics, rltransfer.report\n"
+        "for pkg in (rltransfer.metrics, rltransfer.report):\n"
+        "    for info in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        importlib.import_module(info.name)\n"
         "bad = [m for m in ('torch', 'stable_baselines3') if m in sys.modules]\n"
         "print(','.join(bad))"
     )
@@ -324,7 +346,7 @@ def test_report_uses_sustain_and_shows_the_speedup(tmp_path: Path):
 
 
 def test_speedup_format():
-    assert rp._speedup({"value": 3.2, "low": 2.1, "high": 5.0}) == "3.2× [2.1, 5.0]"
-    assert rp._speedup({"value": 0.5, "low": None, "high": None}) == "0.50×"
-    assert rp._speedup({"value": None, "low": None, "high": None}) == "n/a"
-    assert rp._speedup(None) == "n/a"
+    assert fmt_speedup({"value": 3.2, "low": 2.1, "high": 5.0}) == "3.2× [2.1, 5.0]"
+    assert fmt_speedup({"value": 0.5, "low": None, "high": None}) == "0.50×"
+    assert fmt_speedup({"value": None, "low": None, "high": None}) == "n/a"
+    assert fmt_speedup(None) == "n/a"

@@ -1,0 +1,331 @@
+"""Methods against the baseline: differences, ratios, speed-up, verdicts, all in one dict.
+
+:func:`compute` takes every method's ``(n_seeds, n_evals)`` curves, computes the per-run
+metrics (:mod:`rltransfer.metrics.per_run`), aggregates them over seeds with IQM and
+bootstrap CIs (:mod:`rltransfer.metrics.bootstrap`), and compares each method with the
+baseline: IQM difference, transfer ratio, time-to-threshold speed-up, probability of
+improvement and the verdict (:func:`verdict`). The result is JSON-able: what metrics.json
+holds under ``"metrics"``.
+
+Against the baseline, the time-to-threshold *speed-up* is IQM(baseline's times) / IQM(the
+method's times), higher is better; a time of 0 is credited with one evaluation interval (the
+first positive evaluation step) so the ratio stays finite.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from rltransfer.metrics.bootstrap import (
+    IQM,
+    IQM_DIFF,
+    POI,
+    Backend,
+    Stat,
+    bootstrap_ci,
+    iqm,
+    iqm_ratio,
+    resolve_backend,
+)
+from rltransfer.metrics.per_run import (
+    DEFAULT_FINAL_K,
+    DEFAULT_SUSTAIN,
+    HIGHER_IS_BETTER,
+    METRICS,
+    as_returns,
+    as_steps,
+    per_run_metrics,
+)
+
+Verdict = Literal["positive", "negative", "inconclusive"]
+"""A method's transfer verdict against the baseline."""
+
+PRIMARY_METRIC = "auc"
+"""The metric whose difference to scratch decides the verdict (shift-invariant, uses the
+whole curve, so it rewards both a jumpstart and faster learning)."""
+
+MIN_SEEDS_FOR_VERDICT = 3
+"""Fewer seeds than this in either method gives an 'inconclusive' verdict: with 2 seeds
+per method a percentile bootstrap CI excludes 0 whenever both seeds of one method beat both
+seeds of the other, which happens by chance one time in six."""
+
+
+def verdict(low: float | None, high: float | None, *, higher_is_better: bool = True) -> Verdict:
+    """Transfer verdict from the CI of a difference (method minus scratch).
+
+    "positive" when the whole interval lies on the better side of 0 (strictly), "negative"
+    when it lies wholly on the worse side, otherwise (0 inside, or no interval)
+    "inconclusive".
+
+    Args:
+        low, high: bounds of the CI of ``metric(method) - metric(scratch)``.
+        higher_is_better: False for metrics such as time to threshold.
+    """
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return "inconclusive"
+    if low > 0:
+        return "positive" if higher_is_better else "negative"
+    if high < 0:
+        return "negative" if higher_is_better else "positive"
+    return "inconclusive"
+
+
+def _num(x: Any) -> float | None:
+    """JSON-safe float: NaN and infinities become None."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _interval(point: float, low: float | None, high: float | None) -> dict[str, float | None]:
+    return {"iqm": _num(point), "low": _num(low), "high": _num(high)}
+
+
+def compute(
+    results: Mapping[str, np.ndarray],
+    steps: np.ndarray,
+    *,
+    threshold: float | None = None,
+    budget: float | None = None,
+    baseline: str = "scratch",
+    seed: int = 0,
+    reps: int = 2000,
+    level: float = 0.95,
+    final_k: int = DEFAULT_FINAL_K,
+    min_seeds: int = MIN_SEEDS_FOR_VERDICT,
+    backend: Backend = "auto",
+    sustain: int = DEFAULT_SUSTAIN,
+) -> dict[str, Any]:
+    """All metrics per method, against the baseline, as a JSON-able dict.
+
+    Args:
+        results: method label -> evaluation returns ``(n_seeds, n_evals)`` (seeds may differ
+            in number between methods, never in evaluations).
+        steps: the common evaluation steps ``(n_evals,)``, starting at 0.
+        threshold: return for time to threshold; None skips that metric.
+        budget: censoring value for time to threshold; defaults to ``steps[-1]``.
+        sustain: evaluations in a row at or above the threshold (:func:`time_to_threshold`).
+        baseline: the control method ("scratch").
+        seed, reps, level: bootstrap seed, replicates and CI coverage.
+        final_k: evaluations averaged by :func:`final_return`.
+        min_seeds: fewer seeds in a method or in the baseline makes its verdict inconclusive.
+        backend: bootstrap backend, see :func:`bootstrap_ci`.
+
+    Returns:
+        ``{"baseline", "primary_metric", "threshold", "budget", "sustain", "final_k",
+        "reference_return", "steps", "ci": {...}, "notes": [...], "methods": {label: {...}}}``;
+        ``reference_return`` is r_ref of the transfer ratio (the lowest return in ``results``).
+        Per method: ``n_seeds``; ``per_seed`` (raw per-run values); ``metrics``
+        (``{metric: {"iqm", "low", "high"}}``, time to threshold also with ``"censored"``,
+        the number of censored seeds); and for non-baseline methods ``difference``
+        (same shape, IQM(method) - IQM(baseline)), ``transfer_ratio``,
+        ``time_to_threshold_speedup`` (``{"value", "low", "high"}``: IQM of the baseline's
+        times over IQM of the method's, higher is better; each time is floored at the first
+        positive evaluation step, one evaluation interval, so a method above the threshold
+        from step 0 on gives a finite lower bound), ``probability_of_improvement`` (on the
+        primary metric), ``verdict`` and ``notes`` (which say when the speed-up is a bound).
+        Missing numbers (no CI with one seed, undefined ratios) are None.
+    """
+    steps = as_steps(steps)
+    curves = {m: np.atleast_2d(as_returns(r, steps.size)) for m, r in results.items()}
+    if not curves:
+        raise ValueError("results is empty")
+    budget = float(steps[-1]) if budget is None else float(budget)
+    used = resolve_backend(backend)
+    notes: list[str] = []
+    if used == "builtin" and backend == "auto":
+        notes.append(
+            "rliable.library could not be imported (arch < 8 with pandas >= 3?): CIs come "
+            "from rltransfer's re-implementation of rliable's stratified bootstrap."
+        )
+    reference = float(min(np.min(c) for c in curves.values()))
+    metric_names = [m for m in METRICS if threshold is not None or m != "time_to_threshold"]
+    boot = functools.partial(bootstrap_ci, reps=reps, seed=seed, level=level, backend=used)
+
+    per_seed = {
+        m: per_run_metrics(
+            steps, c, threshold=threshold, budget=budget, final_k=final_k, sustain=sustain
+        )
+        for m, c in curves.items()
+    }
+    positive = steps[steps > 0]
+    floor = float(positive[0]) if positive.size else None
+
+    def col(values: np.ndarray) -> np.ndarray:
+        return np.asarray(values, dtype=float)[:, None]
+
+    out_methods: dict[str, Any] = {}
+    few = sorted(m for m, c in curves.items() if c.shape[0] < min_seeds)
+    if few:
+        notes.append(
+            f"fewer than {min_seeds} seeds for {', '.join(few)}: CIs are unreliable and the "
+            "verdicts involving them are inconclusive."
+        )
+    if baseline not in curves:
+        notes.append(f"baseline {baseline!r} has no finished runs: no differences or verdicts.")
+
+    for method, c in curves.items():
+        n = c.shape[0]
+        ps = per_seed[method]
+        entry: dict[str, Any] = {
+            "n_seeds": n,
+            "per_seed": {k: [_num(v) if k != "censored" else bool(v) for v in ps[k]] for k in ps},
+            "metrics": {},
+        }
+        for name in metric_names:
+            if n >= 2:
+                p, lo, hi, _ = boot(IQM, col(ps[name]))
+                entry["metrics"][name] = _interval(p[0], lo[0], hi[0])
+            else:
+                entry["metrics"][name] = _interval(iqm(ps[name]), None, None)
+        if threshold is not None:
+            entry["metrics"]["time_to_threshold"]["censored"] = int(ps["censored"].sum())
+
+        if method != baseline and baseline in curves:
+            entry.update(
+                _against_baseline(
+                    ps,
+                    per_seed[baseline],
+                    n,
+                    curves[baseline].shape[0],
+                    metric_names,
+                    reference,
+                    min_seeds,
+                    boot,
+                    floor,
+                    baseline,
+                )
+            )
+        out_methods[method] = entry
+
+    return {
+        "baseline": baseline,
+        "primary_metric": PRIMARY_METRIC,
+        "threshold": _num(threshold),
+        "budget": budget,
+        "sustain": sustain,
+        "final_k": final_k,
+        "reference_return": reference,
+        "steps": [float(s) for s in steps],
+        "ci": {
+            "level": level,
+            "reps": reps,
+            "seed": seed,
+            "method": "stratified percentile bootstrap over seeds, IQM",
+            "backend": used,
+        },
+        "notes": notes,
+        "methods": out_methods,
+    }
+
+
+def _against_baseline(
+    ps: Mapping[str, np.ndarray],
+    base: Mapping[str, np.ndarray],
+    n: int,
+    n_base: int,
+    metric_names: Sequence[str],
+    reference: float,
+    min_seeds: int,
+    boot: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, str]],
+    floor: float | None,
+    baseline: str,
+) -> dict[str, Any]:
+    """Difference, ratios, probability of improvement and verdict of one method."""
+    has_ci = min(n, n_base) >= 2
+    notes: list[str] = []
+
+    def col(values: np.ndarray) -> np.ndarray:
+        return np.asarray(values, dtype=float)[:, None]
+
+    def est(stat: Stat, x: np.ndarray, y: np.ndarray) -> tuple[float, float | None, float | None]:
+        if has_ci:
+            p, lo, hi, _ = boot(stat, col(x), col(y))
+            return float(p[0]), float(lo[0]), float(hi[0])
+        return float(stat(col(x), col(y))[0]), None, None
+
+    difference = {}
+    for name in metric_names:
+        difference[name] = _interval(*est(IQM_DIFF, ps[name], base[name]))
+
+    ratio = _interval(*est(iqm_ratio(reference), ps["auc"], base["auc"]))
+    if ratio["iqm"] is None:
+        notes.append("transfer ratio undefined: the baseline's AUC equals the reference return.")
+    out: dict[str, Any] = {
+        "difference": difference,
+        "transfer_ratio": {"value": ratio["iqm"], "low": ratio["low"], "high": ratio["high"]},
+    }
+    if "time_to_threshold" in metric_names:
+        out["time_to_threshold_speedup"], speed_notes = _speedup(
+            ps, base, floor, baseline, lambda x, y: est(iqm_ratio(0.0), x, y)
+        )
+        notes += speed_notes
+    poi = _interval(*est(POI, ps[PRIMARY_METRIC], base[PRIMARY_METRIC]))
+    out["probability_of_improvement"] = {
+        "value": poi["iqm"],
+        "low": poi["low"],
+        "high": poi["high"],
+        "metric": PRIMARY_METRIC,
+    }
+    d = difference[PRIMARY_METRIC]
+    if min(n, n_base) < min_seeds:
+        out["verdict"] = "inconclusive"
+        notes.append(f"verdict inconclusive by rule: fewer than {min_seeds} seeds.")
+    else:
+        out["verdict"] = verdict(
+            d["low"], d["high"], higher_is_better=HIGHER_IS_BETTER[PRIMARY_METRIC]
+        )
+    out["notes"] = notes
+    return out
+
+
+def _speedup(
+    ps: Mapping[str, np.ndarray],
+    base: Mapping[str, np.ndarray],
+    floor: float | None,
+    baseline: str,
+    ratio: Callable[[np.ndarray, np.ndarray], tuple[float, float | None, float | None]],
+) -> tuple[dict[str, float | None], list[str]]:
+    """Time-to-threshold speed-up IQM(baseline's times) / IQM(method's times), and its notes."""
+    notes: list[str] = []
+    t_method = np.asarray(ps["time_to_threshold"], dtype=float)
+    t_base = np.asarray(base["time_to_threshold"], dtype=float)
+    if floor is not None:
+        sides = (
+            ("this method", t_method, ps["censored"], "lower"),
+            (baseline, t_base, base["censored"], "upper"),
+        )
+        for who, t, censored, bound in sides:
+            k = int(np.sum((t < floor) & ~np.asarray(censored, dtype=bool)))
+            if k:
+                notes.append(
+                    f"time to threshold is 0 for {k}/{t.size} seeds of {who} (the threshold is "
+                    f"sustained from step 0): the speed-up credits them with one evaluation "
+                    f"interval ({floor:g} steps), so it is a {bound} bound."
+                )
+        t_method, t_base = np.maximum(t_method, floor), np.maximum(t_base, floor)
+    s = _interval(*ratio(t_base, t_method))
+    if s["iqm"] is None:
+        notes.append("time-to-threshold speed-up undefined: this method's time is 0.")
+    c_method, c_base = int(np.sum(ps["censored"])), int(np.sum(base["censored"]))
+    if c_base:
+        notes.append(
+            f"time to threshold is censored at the budget for {c_base}/{t_base.size} seeds of "
+            f"{baseline}: its IQM is a lower bound and the speed-up is a lower bound."
+        )
+    if c_method:
+        notes.append(
+            f"time to threshold is censored at the budget for {c_method}/{t_method.size} seeds "
+            "of this method: its IQM is a lower bound and the speed-up is an upper bound."
+        )
+    if c_base and c_method:
+        notes.append(
+            "with censoring on both sides the speed-up is neither a bound nor an estimate."
+        )
+    return {"value": s["iqm"], "low": s["low"], "high": s["high"]}, notes

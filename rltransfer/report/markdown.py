@@ -1,0 +1,285 @@
+"""The report.md renderer: an experiment's results as a Markdown page.
+
+:func:`render_markdown` lays out what was run (pair, algorithm, budget, the methods and what
+each starts from), the metrics table with CIs, the differences from the baseline and the
+verdicts with the rule that gives them, the runs (failed ones with their traceback excerpt),
+notes, wall time, the experiment's config and the package versions. Every number comes from
+the metrics.json document, so report.md and metrics.json always agree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from rltransfer import metrics as mt
+from rltransfer.report.results import Results
+from rltransfer.report.tables import (
+    fmt_ci,
+    fmt_duration,
+    fmt_number,
+    fmt_signed,
+    fmt_speedup,
+    fmt_ttt,
+)
+
+
+def _verdict_line(label: str, e: Mapping[str, Any], base: str, level: float) -> str:
+    v = e.get("verdict", "inconclusive")
+    d = e.get("difference", {}).get(mt.PRIMARY_METRIC, {})
+    pct = f"{level:.0%}"
+    if v in ("positive", "negative"):
+        direction = "higher" if v == "positive" else "lower"
+        text = (
+            f"**{label}: {v} transfer.** Its AUC (mean return over training) is {direction} "
+            f"than {base}'s: difference {fmt_signed(d)}, the {pct} CI lies entirely "
+            f"{'above' if v == 'positive' else 'below'} 0."
+        )
+    elif d.get("low") is None:
+        text = f"**{label}: inconclusive.** Too few seeds for a confidence interval."
+    else:
+        diff = fmt_signed(d)
+        text = f"**{label}: inconclusive.** AUC difference {diff}: the {pct} CI contains 0."
+    if e.get("n_seeds", 0) < mt.MIN_SEEDS_FOR_VERDICT and v == "inconclusive":
+        text += f" (Fewer than {mt.MIN_SEEDS_FOR_VERDICT} seeds: inconclusive by rule.)"
+    poi = e.get("probability_of_improvement")
+    if poi and poi.get("value") is not None:
+        text += f" P(improvement over {base}) = {fmt_ci(poi, 'value')}."
+    return "- " + text
+
+
+def _config_block(config: Any) -> str:
+    try:
+        import yaml
+
+        return "```yaml\n" + yaml.safe_dump(config, sort_keys=False).rstrip() + "\n```"
+    except Exception:  # noqa: BLE001 - fall back to JSON for anything YAML cannot dump
+        return "```json\n" + json.dumps(config, indent=2, default=str) + "\n```"
+
+
+def _methods_section(res: Results) -> list[str]:
+    """What each method starts from (source run, encoder), from the runs' config.json."""
+    first: dict[str, dict[str, Any]] = {}
+    sources: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for r in res.runs:
+        cfg = res.run_configs.get(r.run_id)
+        if cfg is None:
+            continue
+        if r.kind == "transfer":
+            first.setdefault(r.method, cfg)
+        else:
+            sources[r.run_id] = (cfg, res.run_done.get(r.run_id, {}))
+    if not first:
+        return []
+
+    def encoder(cfg: Mapping[str, Any]) -> str:
+        pk = (cfg.get("preset") or {}).get("policy_kwargs") or {}
+        name = pk.get("features_extractor")
+        if not name:
+            return "—"
+        kw = pk.get("features_extractor_kwargs") or {}
+        return f"`{name}`" + (f" {json.dumps(kw, sort_keys=True)}" if kw else "")
+
+    def source_text(cfg: Mapping[str, Any], done: Mapping[str, Any]) -> str:
+        env = cfg.get("env") or {}
+        where = f"`{env.get('env')}`" + (f" {json.dumps(env['knobs'])}" if env.get("knobs") else "")
+        if cfg.get("kind") == "pretrain-encoder":
+            o = cfg.get("method_spec") or {}
+            first, final = done.get("first_loss"), done.get("final_loss")
+            loss = f"; loss {fmt_number(first)} → {fmt_number(final)}" if final is not None else ""
+            return (
+                f"{o.get('objective')} encoder `{o.get('encoder')}` trained on "
+                f"{o.get('frames'):,} random-policy frames of {where}, "
+                f"{o.get('steps'):,} gradient steps{loss}"
+            )
+        ret = (
+            f"; final return {fmt_number(done.get('final_return'))}"
+            if done.get("final_return") is not None
+            else ""
+        )
+        return (
+            f"{str(cfg.get('algo', '')).upper()} agent trained on {where} for "
+            f"{cfg.get('steps'):,} steps{ret}"
+        )
+
+    order = [m for m in res.experiment.get("methods") or [] if m in first]
+    lines = ["## Methods", "", "| method | spec | starts from | encoder |", "|---|---|---|---|"]
+    for label in [*order, *sorted(set(first) - set(order))]:
+        cfg = first[label]
+        sid = cfg.get("source_id")
+        start = (
+            f"run `{sid}`: {source_text(*sources[sid])}"
+            if sid in sources
+            else (f"run `{sid}`" if sid else "its own initialization")
+        )
+        spec = json.dumps(cfg.get("method_spec"), sort_keys=True)
+        lines.append(f"| {label} | `{spec}` | {start} | {encoder(cfg)} |")
+    return lines + [""]
+
+
+def render_markdown(res: Results, doc: Mapping[str, Any]) -> str:
+    """report.md: facts, methods, results with verdicts, runs, notes, wall time, config, versions.
+
+    Args:
+        res: the loaded results (run statuses, configs, experiment.json).
+        doc: the metrics.json document :func:`rltransfer.report.build_report` writes (its
+            ``metrics`` is None when no transfer run has finished).
+    """
+    exp = res.experiment
+    m = doc["metrics"]
+    lines: list[str] = [f"# Transfer report: {exp.get('name', res.out_dir.name)}", ""]
+    ev = exp.get("eval") or {}
+    facts = [
+        f"pair `{exp.get('pair', '?')}`",
+        f"algorithm `{exp.get('algo', '?')}`",
+        f"budget {fmt_number(exp.get('steps'))} steps" if exp.get("steps") is not None else None,
+        (
+            f"evaluation every {fmt_number(ev.get('every'))} steps, {ev.get('episodes')} episodes"
+            if ev
+            else None
+        ),
+        f"seeds {exp.get('seeds')}" if exp.get("seeds") is not None else None,
+        f"threshold {fmt_number(exp.get('threshold'))}"
+        if exp.get("threshold") is not None
+        else None,
+    ]
+    lines += ["; ".join(f for f in facts if f) + ".", ""]
+    lines += _methods_section(res)
+
+    lines += ["## Results", ""]
+    if m is None:
+        lines += ["No finished transfer runs yet: no metrics.", ""]
+    else:
+        base = m["baseline"]
+        level = m["ci"]["level"]
+        lines += [
+            f"Interquartile mean (IQM) over seeds with {level:.0%} stratified bootstrap CI "
+            f"({m['ci']['reps']} resamples, seed {m['ci']['seed']}); AUC is the mean return "
+            "over training"
+            + (
+                "; time to threshold is the first evaluation step from which the return stays "
+                f"at or above {fmt_number(m['threshold'])} for k = {m['sustain']} evaluations in a "
+                f"row, censored at {fmt_number(m['budget'])} steps when there is none; speed-up is "
+                f"{base}'s time to threshold ÷ the method's (higher is better; a time of 0 "
+                "counts as one evaluation interval)"
+                if m.get("threshold") is not None
+                else ""
+            )
+            + ". Definitions: README, section Metrics.",
+            "",
+            "| method | seeds | jumpstart | final return | AUC | time to threshold "
+            "| speed-up | transfer ratio | P(improvement) | verdict |",
+            "|---|---:|---|---|---|---|---|---|---|---|",
+        ]
+        for label, e in m["methods"].items():
+            is_base = label == base
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        f"**{label}**" if is_base else label,
+                        str(e["n_seeds"]),
+                        fmt_ci(e["metrics"]["jumpstart"]),
+                        fmt_ci(e["metrics"]["final_return"]),
+                        fmt_ci(e["metrics"]["auc"]),
+                        fmt_ttt(e),
+                        "—" if is_base else fmt_speedup(e.get("time_to_threshold_speedup")),
+                        "—" if is_base else fmt_ci(e.get("transfer_ratio"), "value"),
+                        "—" if is_base else fmt_ci(e.get("probability_of_improvement"), "value"),
+                        "baseline" if is_base else e.get("verdict", "n/a"),
+                    ]
+                )
+                + " |"
+            )
+        others = [(k, e) for k, e in m["methods"].items() if k != base and "difference" in e]
+        if others:
+            lines += [
+                "",
+                f"### Difference from {base} (method − {base}, IQM difference and {level:.0%} CI)",
+                "",
+                "| method | Δ jumpstart | Δ final return | Δ AUC | Δ time to threshold |",
+                "|---|---|---|---|---|",
+            ]
+            for label, e in others:
+                d = e["difference"]
+                lines.append(
+                    "| "
+                    + " | ".join(
+                        [
+                            label,
+                            fmt_signed(d.get("jumpstart")),
+                            fmt_signed(d.get("final_return")),
+                            fmt_signed(d.get("auc")),
+                            fmt_signed(d.get("time_to_threshold")),
+                        ]
+                    )
+                    + " |"
+                )
+            lines += ["", "## Verdicts", ""]
+            lines += [_verdict_line(k, e, base, level) for k, e in others]
+            lines += [
+                "",
+                f"Rule: a method is *positive* when the {level:.0%} CI of its AUC minus "
+                f"{base}'s AUC lies entirely above 0, *negative* when it lies entirely below 0, "
+                f"and *inconclusive* otherwise or with fewer than {mt.MIN_SEEDS_FOR_VERDICT} "
+                "seeds. The transfer ratio is (AUC − r_ref) / (AUC of "
+                f"{base} − r_ref) with r_ref = {fmt_number(m['reference_return'])}, the lowest "
+                "evaluation return of any run.",
+            ]
+        lines += ["", "## Curves", "", "![IQM learning curves](curves.png)", ""]
+
+    lines += ["## Runs", ""]
+    counts = {s: sum(r.status == s for r in res.runs) for s in ("done", "failed", "unfinished")}
+    lines += [
+        f"{len(res.runs)} runs: {counts['done']} finished, {counts['failed']} failed, "
+        f"{counts['unfinished']} unfinished.",
+        "",
+    ]
+    if res.failed:
+        lines += ["### Failed runs", ""]
+        for r in res.failed:
+            lines += [
+                f"- `{r.run_id}` ({r.kind}, {r.method}, seed {r.seed}):",
+                "",
+                "  ```text",
+                *[f"  {ln}" for ln in (r.error or "").splitlines()],
+                "  ```",
+            ]
+        lines.append("")
+    if res.unfinished:
+        lines += ["### Unfinished runs", ""]
+        lines += [
+            f"- `{r.run_id}` ({r.kind}, {r.method}, seed {r.seed}), {r.n_evals} evaluations"
+            for r in res.unfinished
+        ]
+        lines.append("")
+    notes = [*doc["notes"], *(m["notes"] if m else [])]
+    if m:
+        notes += [f"{k}: {n}" for k, e in m["methods"].items() for n in e.get("notes", [])]
+    if notes:
+        lines += ["### Notes", "", *[f"- {n}" for n in notes], ""]
+
+    wt = doc["wall_time"]
+    lines += [
+        "## Wall time",
+        "",
+        f"Total {fmt_duration(wt['total'])} of run time (summed over runs; runs may have "
+        f"run in parallel), of which pretraining {fmt_duration(wt['pretrain'])}.",
+        "",
+        "| method | wall time |",
+        "|---|---:|",
+        *[f"| {k} | {fmt_duration(v)} |" for k, v in wt["per_method"].items()],
+        "",
+        "## Config",
+        "",
+        _config_block(exp.get("config", {})),
+        "",
+        "## Versions",
+        "",
+        "| package | version |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in (exp.get("versions") or {}).items()],
+        "",
+    ]
+    return "\n".join(lines)

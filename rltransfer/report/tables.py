@@ -1,0 +1,140 @@
+"""Number formatting and the plain-text table of a metrics dict, for terminals.
+
+The ``fmt_*`` helpers turn numbers and ``{"iqm", "low", "high"}`` intervals of
+:func:`rltransfer.metrics.compute`'s dict into short strings (report.md uses them too);
+:func:`table` lays a metrics dict out as one row per method.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+
+def fmt_number(x: float | None) -> str:
+    """A number at a readable precision (``1,234``, ``123``, ``12.3``, ``1.23``), or ``n/a``."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    a = abs(x)
+    if a >= 1000:
+        return f"{x:,.0f}"
+    if a >= 100:
+        return f"{x:.0f}"
+    if a >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def fmt_ci(d: Mapping[str, Any] | None, key: str = "iqm") -> str:
+    """``12.3 [10.1, 14.5]``: ``d[key]`` and its CI ``d["low"]``, ``d["high"]`` when it has one."""
+    if not d or d.get(key) is None:
+        return "n/a"
+    if d.get("low") is None or d.get("high") is None:
+        return fmt_number(d[key])
+    return f"{fmt_number(d[key])} [{fmt_number(d['low'])}, {fmt_number(d['high'])}]"
+
+
+def fmt_signed(d: Mapping[str, Any] | None) -> str:
+    """:func:`fmt_ci` of a difference, with a ``+`` in front of a non-negative IQM."""
+    if not d or d.get("iqm") is None:
+        return "n/a"
+    s = fmt_ci(d)
+    return s if d["iqm"] < 0 else "+" + s
+
+
+def metrics_of(metrics: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Accept either :func:`rltransfer.metrics.compute`'s dict or a metrics.json dict."""
+    if "methods" in metrics:
+        return metrics
+    inner = metrics.get("metrics")
+    if isinstance(inner, Mapping) and "methods" in inner:
+        return inner
+    raise ValueError("not a metrics dict: expected a 'methods' key (or 'metrics.methods')")
+
+
+def fmt_speedup(d: Mapping[str, Any] | None) -> str:
+    """``3.2× [2.1, 5.0]``: a time-to-threshold speed-up with its CI."""
+
+    def f(x: float) -> str:
+        if not math.isfinite(x):
+            return "n/a"
+        return f"{x:.2f}" if abs(x) < 1 else (f"{x:.1f}" if abs(x) < 100 else fmt_number(x))
+
+    if not d or d.get("value") is None:
+        return "n/a"
+    if d.get("low") is None or d.get("high") is None:
+        return f"{f(d['value'])}×"
+    return f"{f(d['value'])}× [{f(d['low'])}, {f(d['high'])}]"
+
+
+def fmt_ttt(entry: Mapping[str, Any]) -> str:
+    """A method entry's time to threshold with its CI and how many seeds were censored."""
+    t = entry["metrics"].get("time_to_threshold")
+    if t is None:
+        return "n/a"
+    s = fmt_ci(t)
+    if t.get("censored"):
+        s += f" ({t['censored']}/{entry['n_seeds']} censored)"
+    return s
+
+
+def fmt_duration(seconds: float) -> str:
+    """``12.3 s``, ``4.5 min`` or ``1.25 h``."""
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def table(metrics: Mapping[str, Any]) -> str:
+    """A compact plain-text table for a terminal: one row per method.
+
+    Values are IQM over seeds with the 95% CI in brackets; ``dAUC`` is the IQM difference
+    method minus baseline; ``ratio`` the transfer ratio; ``TTT`` the sustained time to
+    threshold; ``speed-up`` the baseline's time to threshold over the method's (higher is
+    better); ``P(imp)`` the probability of improvement on AUC.
+
+    Args:
+        metrics: the dict returned by :func:`rltransfer.metrics.compute`, or a loaded
+            metrics.json.
+    """
+    m = metrics_of(metrics)
+    base = m["baseline"]
+    header = [
+        "method",
+        "n",
+        "jumpstart",
+        "final",
+        "AUC",
+        "dAUC",
+        "ratio",
+        "TTT",
+        "speed-up",
+        "P(imp)",
+        "verdict",
+    ]
+    rows = [header]
+    for label, e in m["methods"].items():
+        is_base = label == base
+        rows.append(
+            [
+                label,
+                str(e["n_seeds"]),
+                fmt_ci(e["metrics"]["jumpstart"]),
+                fmt_ci(e["metrics"]["final_return"]),
+                fmt_ci(e["metrics"]["auc"]),
+                "-" if is_base else fmt_signed(e.get("difference", {}).get("auc")),
+                "-" if is_base else fmt_ci(e.get("transfer_ratio"), "value"),
+                fmt_ttt(e),
+                "-" if is_base else fmt_speedup(e.get("time_to_threshold_speedup")),
+                "-" if is_base else fmt_ci(e.get("probability_of_improvement"), "value"),
+                "baseline" if is_base else e.get("verdict", "n/a"),
+            ]
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
