@@ -24,7 +24,7 @@ def error_lines(exc: ValidationError, *models: type[BaseModel]) -> list[str]:
     model = next((m for m in models if m.__name__ == exc.title), None)
     lines = []
     for err in exc.errors():
-        loc = [p for p in err["loc"] if not _is_union_tag(p)]
+        loc = _location(err)
         field = ".".join(str(p) for p in loc) or "(root)"
         if err["type"] == "extra_forbidden":
             allowed = _allowed(model, loc[:-1]) if model is not None else []
@@ -45,9 +45,27 @@ def error_lines(exc: ValidationError, *models: type[BaseModel]) -> list[str]:
 
 def format_validation_error(exc: ValidationError, where: str, what: str,
                             *models: type[BaseModel]) -> str:
-    """``<where>: invalid <what>`` followed by :func:`error_lines` as a bulleted list."""
-    return "\n".join([f"{where}: invalid {what}",
-                      *(f"  - {m}" for m in error_lines(exc, *models))])
+    """One error: ``<where>: <field>: <problem>``, one line. Several: ``<where>: invalid
+    <what>`` followed by :func:`error_lines` as a bulleted list."""
+    lines = error_lines(exc, *models)
+    if len(lines) == 1:
+        return f"{where}: {lines[0]}"
+    return "\n".join([f"{where}: invalid {what}", *(f"  - {m}" for m in lines)])
+
+
+def _location(err: Mapping[str, Any]) -> list[Any]:
+    """The error's location without pydantic's union-member tags (``int``, ``list[int]``).
+
+    The first part is a field of the model and, for an unknown field, the last part is the
+    user's key: those stay whatever they are called (a key may well be ``"int"`` or ``"["``).
+    """
+    loc = list(err["loc"])
+    if len(loc) <= 1:
+        return loc
+    keep_last = err["type"] == "extra_forbidden"
+    middle = loc[1:-1] if keep_last else loc[1:]
+    kept = [p for p in middle if not _is_union_tag(p)]
+    return [loc[0], *kept, *([loc[-1]] if keep_last else [])]
 
 
 def _is_union_tag(part: Any) -> bool:

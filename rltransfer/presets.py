@@ -235,6 +235,20 @@ def parse_preset(data: Mapping[str, Any], algo: str, *, where: str = "preset") -
                                                   _MODELS[algo])) from None
 
 
+def read_yaml(path: Path) -> Any:
+    """The data of a preset YAML file; an unreadable file or broken YAML is a
+    :class:`PresetError` naming the file (``yaml.safe_load``: data only)."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PresetError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except UnicodeDecodeError as exc:
+        raise PresetError(f"{path}: not a UTF-8 text file ({exc.reason} at byte "
+                          f"{exc.start}); a preset file is YAML text") from None
+    except OSError as exc:
+        raise PresetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
 def load_presets(algo: str, path: str | os.PathLike | None = None) -> dict[str, Preset]:
     """All presets for ``algo`` from ``path`` or the first ``<algo>.yaml`` on the search path."""
     algo = check_algo(algo)
@@ -245,7 +259,7 @@ def load_presets(algo: str, path: str | os.PathLike | None = None) -> dict[str, 
             raise PresetError(f"no {algo}.yaml in {[str(c.parent) for c in candidates]}")
         path = found[0]
     path = Path(path)
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml(path) or {}
     if not isinstance(raw, Mapping):
         raise PresetError(f"{path}: expected a mapping of preset names to hyperparameters")
     return {str(name): parse_preset(entry, algo, where=f"{path}: {name}")
@@ -291,8 +305,7 @@ def resolve_preset(env: str, algo: str, preset: str | os.PathLike | Mapping[str,
     elif isinstance(preset, Mapping):
         base = parse_preset(preset, algo, where="preset")
     elif Path(preset).suffix in (".yaml", ".yml") and Path(preset).is_file():
-        data = yaml.safe_load(Path(preset).read_text())
-        base = parse_preset(data, algo, where=str(preset))
+        base = parse_preset(read_yaml(Path(preset)), algo, where=str(preset))
     else:
         presets = load_presets(algo)
         if str(preset) not in presets:

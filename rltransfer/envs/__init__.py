@@ -33,7 +33,7 @@ from rltransfer.envs.catalogue import (
     register_pair,
     reload,
 )
-from rltransfer.envs.errors import EnvError
+from rltransfer.envs.errors import EnvError, EnvFault
 from rltransfer.envs.family import (
     EnvFamily,
     _register,
@@ -49,6 +49,7 @@ from rltransfer.envs.pixels import PixelSpec, pixel_view
 
 __all__ = [
     "EnvError",
+    "EnvFault",
     "EnvFactory",
     "EnvFamily",
     "Knob",
@@ -225,7 +226,10 @@ def env_fn(
 ) -> Callable[[], gym.Env]:
     """A picklable zero-argument factory of ``make(env, knobs, pixels=pixels)``.
 
-    Knobs are validated now, so mistakes surface in the parent process.
+    Knobs are validated now, so mistakes surface in the parent process. A custom env (a
+    family with an ``entry_point``) is also built and run for one ``reset`` and one ``step``
+    now (once per process), through the checks of :mod:`rltransfer.envs.checks`: a broken
+    env raises :class:`EnvFault` here rather than in the middle of training.
 
     Example:
         >>> import pickle
@@ -237,6 +241,12 @@ def env_fn(
     describe(env, knobs, pixels=pixels)
     spec = PixelSpec.parse(pixels)
     fam = _lookup(env)
+    if fam is not None and fam.entry_point is not None:  # a custom env: run it once now
+        from rltransfer.envs.checks import probe
+
+        probe(lambda: make(env, knobs, pixels=pixels, **kwargs),
+              [fam.name, fam.base, fam.source, dict(knobs or {}),
+               spec.to_dict() if spec is not None else None, kwargs])
     return EnvFactory(
         env=env,
         knobs=dict(knobs or {}),

@@ -141,9 +141,14 @@ def _catalogue_files() -> list[Path]:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
-        raise EnvError(f"{path}: not valid YAML: {err}") from err
+        raise EnvError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
+    except UnicodeDecodeError as err:
+        raise EnvError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start}); "
+                       "a catalogue file is YAML text") from None
+    except OSError as err:
+        raise EnvError(f"{path}: cannot be read ({err.strerror or err})") from None
     if not isinstance(data, dict):
         raise EnvError(f"{path}: top level must be a mapping with 'families' and/or 'pairs'")
     for key in data:

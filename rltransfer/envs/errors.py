@@ -35,3 +35,14 @@ def unknown_name(what: str, value: Any, options: Iterable[str], *, where: str = 
     shown = options if len(options) <= 40 else options[:40] + ["..."]
     msg += f" Known {what}s: {', '.join(shown) if shown else '(none)'}"
     return EnvError(msg)
+
+
+class EnvFault(RuntimeError):
+    """A custom env misbehaved while it ran: ``reset``/``step`` raised, or returned an
+    observation outside its declared space, a NaN, or something that is not the Gymnasium API.
+
+    Not an input error (the family was declared correctly; its code failed when called), so
+    the command line exits with status 1, like any run that started and failed. The message
+    names the family, its entry point, the call (``reset()`` or step k of episode n), the bad
+    value and what is accepted. See :mod:`rltransfer.envs.checks`.
+    """

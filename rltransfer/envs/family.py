@@ -169,7 +169,8 @@ class EnvFamily(BaseModel):
             try:
                 return gym.make(self.gym_id, **kwargs)
             except gym.error.Error as err:
-                raise EnvError(f"family {self.name!r}: gym_id {self.gym_id!r}: {err}") from err
+                raise EnvError(f"family {self.name!r}: gym_id {self.gym_id!r}: {err} (a gym_id "
+                               "must be a Gymnasium id registered when the env is built)") from err
         target = load_entry_point(self.entry_point)  # type: ignore[arg-type]
         env = target(**kwargs)
         if not isinstance(env, gym.Env):
@@ -177,6 +178,9 @@ class EnvFamily(BaseModel):
                 f"family {self.name!r}: entry point {self.base!r} returned "
                 f"{type(env).__name__}, which is not a gymnasium.Env"
             )
+        from rltransfer.envs.checks import CheckedEnv
+
+        env = CheckedEnv(env, self.name, self.base)  # the user's code: check every call
         if self.max_episode_steps is not None:
             env = gym.wrappers.TimeLimit(env, self.max_episode_steps)
         return env

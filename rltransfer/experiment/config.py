@@ -339,7 +339,12 @@ def load_experiment(path: str | os.PathLike, *, seeds: int | None = None,
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ExperimentError(f"{path}: not valid YAML: {exc}") from None
+        raise ExperimentError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except UnicodeDecodeError as exc:
+        raise ExperimentError(f"{path}: not a UTF-8 text file ({exc.reason} at byte "
+                              f"{exc.start}); an experiment file is YAML text") from None
+    except OSError as exc:
+        raise ExperimentError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not isinstance(data, Mapping):
         raise ExperimentError(f"{path}: expected a mapping of fields (pair, algo, methods, "
                               f"seeds, steps, eval, threshold...), got {type(data).__name__}")

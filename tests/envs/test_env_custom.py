@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import textwrap
 import warnings
 
@@ -205,3 +206,56 @@ def test_broken_env_var_file_is_reported(tmp_path, monkeypatch):
     monkeypatch.delenv("RLTRANSFER_ENVS")
     rte.reload()
     assert rte.get_family("cartpole").name == "cartpole"
+
+
+# ---------------------------------------------------------------------- checks on running code
+
+CHECKED_ENVS = '''
+import gymnasium as gym
+import numpy as np
+
+BUILT = []
+
+
+class Env(gym.Env):
+    def __init__(self, bad_at=0):
+        BUILT.append(self)
+        self.bad_at = bad_at
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        reward = float("nan") if self.bad_at and self.t >= self.bad_at else 0.0
+        return np.zeros(2, np.float32), reward, False, self.t >= 10, {}
+'''
+
+
+def test_custom_env_calls_are_checked_and_probed_once(tmp_path):
+    f = tmp_path / "checked_envs.py"
+    f.write_text(CHECKED_ENVS)
+    rte.register_family("checked-env", entry_point=f"{f}:Env",
+                        knobs={"bad_at": {"kind": "ctor", "default": 0, "range": [0, 100]}})
+    env = rte.make("checked-env", {"bad_at": 3})
+    env.reset(seed=0)
+    env.step(0), env.step(1)
+    with pytest.raises(rte.EnvFault, match=r"env 'checked-env' \(.*checked_envs\.py:Env\): "
+                                           r"step 3 of episode 1 returned reward nan"):
+        env.step(0)
+    assert isinstance(rte.EnvFault("x"), RuntimeError)  # a run failure, not bad input
+    with pytest.raises(rte.EnvFault, match="step 1 of episode 1 returned reward nan"):
+        rte.env_fn("checked-env", {"bad_at": 1})  # the probe: one reset, one step
+    from rltransfer.envs.family import load_entry_point
+
+    built = sys.modules[load_entry_point(f"{f}:Env").__module__].BUILT
+    n = len(built)
+    fn = rte.env_fn("checked-env", {"bad_at": 50})
+    rte.env_fn("checked-env", {"bad_at": 50})
+    assert len(built) == n + 1  # probed once per process and knob values
+    assert fn().unwrapped.bad_at == 50

@@ -17,6 +17,7 @@ MODULES = [
     "rltransfer.envs.builtin",
     "rltransfer.envs.catalogue",
     "rltransfer.envs.listing",
+    "rltransfer.envs.checks",
 ]
 
 
