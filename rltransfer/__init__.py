@@ -37,6 +37,8 @@ _LAZY = {
     "CheckpointError": "rltransfer.checkpoint:CheckpointError",
     "get_method": "rltransfer.methods:get_method",
     "TransferError": "rltransfer.methods:TransferError",
+    "DivergedError": "rltransfer.training:DivergedError",
+    "DiskFullError": "rltransfer._io:DiskFullError",
     "make": "rltransfer.envs:make",
     "register_family": "rltransfer.envs:register_family",
     "get_pair": "rltransfer.envs:get_pair",

@@ -2,32 +2,144 @@
 
 Readers never see half a file: either the old content or the new. Standard library only, so
 every module (the torch-free report included) can use it.
+
+A full disk (``ENOSPC``, or a quota: ``EDQUOT``) while writing raises :class:`DiskFullError`
+("disk full while writing <path>"); the temporary file is removed and the previous content of
+``path``, if any, stays as it was.
+
+Fault injection: ``RLTRANSFER_SLOW_WRITES=<seconds>`` makes every atomic write (these and
+checkpoint files) pause that long halfway through its temporary file, so that a test can
+``kill -9`` a process while a file is half written (``benchmarks/kill9.py`` does).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+class DiskFullError(OSError):
+    """The disk (or the user's quota) filled up while writing ``path``.
+
+    Whatever was being written was discarded; files written before are intact.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        super().__init__(errno.ENOSPC, f"disk full while writing {path}", str(path))
+        self.path = str(path)
+
+    def __str__(self) -> str:
+        return f"disk full while writing {self.path}"
+
+    def __reduce__(self):  # picklable across worker processes
+        return (type(self), (self.path,))
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is an ``OSError`` for a full disk or quota."""
+    return isinstance(exc, OSError) and exc.errno in _FULL
+
+
+@contextlib.contextmanager
+def disk_full_names(path: str | os.PathLike) -> Iterator[None]:
+    """Turn a full-disk ``OSError`` raised inside into :class:`DiskFullError` naming ``path``."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(path) from exc
+        raise
+
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    Raises :class:`DiskFullError` when the disk fills up (the temporary file is removed,
+    ``path`` keeps its previous content).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with disk_full_names(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+        try:
+            _flock(fd)  # held until written and renamed: see remove_abandoned_temps
+            with open(fd, "wb") as fh:
+                write_in_halves(fh, data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+TMP_SUFFIX = ".tmp"
+
+
+def remove_abandoned_temps(folder: str | os.PathLike, min_age: float = 1.0) -> int:
+    """Delete the temporary files that killed writers left in ``folder``; returns how many.
+
+    A writer holds a ``flock`` on its temporary file until the rename, and the kernel drops it
+    when the writer dies, so a temporary file whose lock can be taken (and that is older than
+    ``min_age`` seconds, which covers the instant between its creation and its lock) has no
+    live writer. Without ``flock`` (Windows) nothing is deleted.
+    """
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        import fcntl
+    except ImportError:  # pragma: no cover
+        return 0
+    removed = 0
+    for tmp in Path(folder).glob(f".*{TMP_SUFFIX}"):
+        try:
+            if time.time() - tmp.stat().st_mtime < min_age:
+                continue
+            fd = os.open(tmp, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            tmp.unlink(missing_ok=True)
+            removed += 1
+        except OSError:
+            pass  # a live writer holds it
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _flock(fd: int) -> None:
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (ImportError, OSError):
+        pass
+
+
+def write_in_halves(fh: Any, data: bytes) -> None:
+    """``fh.write(data)``; with ``RLTRANSFER_SLOW_WRITES`` set, half, a pause, the rest."""
+    try:
+        pause = float(os.environ.get("RLTRANSFER_SLOW_WRITES") or 0.0)
+    except ValueError:
+        pause = 0.0
+    if pause > 0:
+        half = len(data) // 2
+        fh.write(data[:half])
+        fh.flush()
+        time.sleep(pause)
+        data = data[half:]
+    fh.write(data)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -6,11 +6,16 @@
 re-seeded identically each time, so two runs with one seed give the same curve. Each row
 goes to a CSV file (``step,mean_return,std_return,episodes,wall_time``) and to TensorBoard
 as ``eval/mean_return`` against environment steps.
+
+:class:`DivergenceCallback` stops a run whose parameters, losses, rewards or returns become
+NaN or infinite, raising :class:`DivergedError` ("diverged at step N: ... is nan") instead of
+letting it write a curve of NaNs. An evaluation whose return is not finite raises it too.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import os
 import time
 from collections.abc import Callable
@@ -19,11 +24,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
+from rltransfer._io import disk_full_names
+
 CURVE_HEADER = ("step", "mean_return", "std_return", "episodes", "wall_time")
+
+
+class DivergedError(RuntimeError):
+    """Training produced a NaN or infinite value: ``diverged at step N: <what> is nan``.
+
+    Raised by :class:`DivergenceCallback` (and by the evaluation callback for a non-finite
+    evaluation return); the experiment harness records the run as failed with this message.
+    """
+
+    def __init__(self, step: int, what: str) -> None:
+        super().__init__(f"diverged at step {int(step)}: {what}")
+        self.step = int(step)
+        self.what = what
 
 
 def evaluate(model: Any, eval_env: VecEnv, *, episodes: int, seed: int,
@@ -78,9 +99,10 @@ class EvalCurveCallback(BaseCallback):
     def _on_training_start(self) -> None:
         self._t0 = time.perf_counter()
         if self.csv_path is not None and not self.csv_path.exists():
-            self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.csv_path, "w", newline="") as fh:
-                csv.writer(fh).writerow(CURVE_HEADER)
+            with disk_full_names(self.csv_path):
+                self.csv_path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.csv_path, "w", newline="") as fh:
+                    csv.writer(fh).writerow(CURVE_HEADER)
         if self.num_timesteps == 0 or not self.rows:
             self._evaluate()
             self._next = self.num_timesteps + self.every
@@ -94,6 +116,10 @@ class EvalCurveCallback(BaseCallback):
 
     def _evaluate(self) -> None:
         stats = evaluate(self.model, self.eval_env, episodes=self.episodes, seed=self.seed)
+        for key in ("mean", "std"):
+            if not math.isfinite(stats[key]):  # no row of NaNs on the curve
+                raise DivergedError(self.num_timesteps,
+                                    f"the evaluation return's {key} is {_kind(stats[key])}")
         row = {"step": int(self.num_timesteps), "mean_return": stats["mean"],
                "std_return": stats["std"], "episodes": self.episodes,
                "wall_time": round(time.perf_counter() - self._t0, 3)}
@@ -105,10 +131,92 @@ class EvalCurveCallback(BaseCallback):
         self.logger.record("eval/std_return", row["std_return"])
         self.logger.dump(step=row["step"])
         if self.csv_path is not None:
-            with open(self.csv_path, "a", newline="") as fh:
+            with disk_full_names(self.csv_path), open(self.csv_path, "a", newline="") as fh:
                 csv.writer(fh).writerow([row[k] for k in CURVE_HEADER])
         if self.on_eval is not None:
             self.on_eval(row)
+
+
+class DivergenceCallback(BaseCallback):
+    """Raise :class:`DivergedError` as soon as training produces a NaN or an infinity.
+
+    Checked (each cheap next to a training step):
+
+    - after every environment step: the rewards SB3 received and the returns of episodes
+      that just ended (``self.locals["rewards"]``, ``infos[i]["episode"]["r"]``);
+    - after every update (at the start of the next rollout, and at the end of training):
+      every parameter of the policy (one sum per tensor; the exact tensor is named) and
+      every loss SB3 logged (``train/*loss*`` in the logger, where SB3 exposes them).
+
+    :func:`check_model` gives the same diagnosis outside a callback (used when an update
+    itself fails on NaN logits, see :func:`rltransfer.agent.learn_with_eval`).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(verbose=0)
+
+    def _on_step(self) -> bool:
+        rewards = self.locals.get("rewards")
+        if rewards is not None:
+            r = np.asarray(rewards, dtype=np.float64)
+            if not np.isfinite(r).all():
+                raise DivergedError(self.num_timesteps,
+                                    f"the reward is {_kind(r[~np.isfinite(r)][0])}")
+        for info in self.locals.get("infos") or ():
+            ep = info.get("episode") if isinstance(info, dict) else None
+            if ep is not None and not math.isfinite(float(ep.get("r", 0.0))):
+                raise DivergedError(self.num_timesteps,
+                                    f"the episode return is {_kind(float(ep['r']))}")
+        return True
+
+    def _on_rollout_start(self) -> None:
+        self._check()
+
+    def _on_training_end(self) -> None:
+        self._check()
+
+    def _check(self) -> None:
+        what = check_model(self.model)
+        if what is not None:
+            raise DivergedError(self.num_timesteps, what)
+
+
+def check_model(model: Any) -> str | None:
+    """What is NaN or infinite in ``model`` (a parameter, a logged loss), or ``None``."""
+    params = [(n, p.detach()) for n, p in model.policy.named_parameters()]
+    if params and not bool(torch.isfinite(torch.stack([p.sum() for _, p in params])).all()):
+        for name, p in params:  # a sum may also overflow: name the tensor that is not finite
+            bad = p[~torch.isfinite(p)]
+            if bad.numel():
+                return f"parameter {name!r} is {_kind(float(bad[0]))}"
+    logger = getattr(model, "_logger", None)  # set by learn(); absent before
+    for key, value in (getattr(logger, "name_to_value", None) or {}).items():
+        if ("loss" in key and isinstance(value, float | np.floating | int)
+                and not math.isfinite(float(value))):
+            return f"{key} is {_kind(float(value))}"
+    return None
+
+
+def learn_checked(model: Any, steps: int, callback: Any = None, **learn_kwargs: Any) -> Any:
+    """``model.learn(steps, ...)`` that stops with :class:`DivergedError` on NaN or inf.
+
+    A :class:`DivergenceCallback` runs first, before ``callback`` (so no curve row is written
+    at a step that diverged). An update that fails inside torch on NaN logits (``ValueError:
+    ... found invalid values``) is reported the same way, naming what is not finite.
+    """
+    given = callback if isinstance(callback, list) else [] if callback is None else [callback]
+    try:
+        return model.learn(steps, callback=[DivergenceCallback(), *given], **learn_kwargs)
+    except ValueError as exc:
+        if "invalid values" not in str(exc):
+            raise
+        what = check_model(model) or (
+            f"the policy's output is nan/inf ({str(exc).splitlines()[0][:120]})")
+        raise DivergedError(model.num_timesteps, what) from exc
+
+
+def _kind(x: float) -> str:
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
 
 
 def read_curve(path: str | os.PathLike) -> dict[str, np.ndarray]:

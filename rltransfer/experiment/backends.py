@@ -2,8 +2,10 @@
 everywhere and writes the same files; a backend only decides which process calls it.
 
 - ``local`` (default): a process pool (``spawn`` start method, ``workers`` processes, one
-  torch thread each). ``workers=0`` runs everything in the calling process, one run after
-  another (for debugging).
+  torch thread each). Workers die with the driver, even a ``kill -9`` of the driver alone,
+  and hold ``<out>/.lock-workers`` while they live, so a new driver never races them.
+  ``workers=0`` runs everything in the calling process, one run after another (for
+  debugging).
 - ``ray``: each run is a Ray task with ``num_cpus=1`` on an existing cluster
   (``ray_address``) or on a local Ray started with ``num_cpus=workers``. Results go to the
   paths in the plan, so every Ray node must see the output folder (a shared filesystem).
@@ -18,6 +20,7 @@ import concurrent.futures as cf
 import contextlib
 import multiprocessing
 import os
+import sys
 import time
 import traceback
 from collections.abc import Iterable
@@ -32,34 +35,64 @@ __all__ = ["BACKENDS", "Backend", "InlineBackend", "LocalBackend", "RayBackend",
 BACKENDS = ("local", "ray")
 
 
-def _init_worker() -> None:
-    """Pool initializer: one thread for torch and the BLAS libraries it calls."""
+def _init_worker(parent: int | None = None, workers_lock: str | None = None) -> None:
+    """Pool initializer: one thread for torch and the BLAS libraries it calls; die with the
+    driver; hold the output folder's workers lock for life."""
+    _exit_with_parent(parent)
+    if workers_lock is not None:
+        _hold_workers_lock(workers_lock)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
     os.environ.setdefault("MUJOCO_GL", "egl")
     import torch
 
     torch.set_num_threads(1)
-    _exit_with_parent()
 
 
-def _exit_with_parent() -> None:
+def _exit_with_parent(parent: int | None = None) -> None:
     """End this worker when the process that started it dies (a ``kill -9`` of the driver).
 
     Otherwise an orphaned worker would go on writing into a run folder that the next
-    invocation deletes and redoes.
+    invocation deletes and redoes. On Linux the kernel sends SIGKILL the moment the driver
+    dies (``PR_SET_PDEATHSIG``); elsewhere a thread checks the parent every 0.2 s. Either
+    way the next driver also waits for the workers lock (:func:`_hold_workers_lock`).
     """
     import threading
 
-    parent = os.getppid()
+    parent = os.getppid() if parent is None else parent
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the driver died before this worker got here
+        os._exit(1)
 
     def watch() -> None:
         while True:
-            time.sleep(0.5)
+            time.sleep(0.2)
             if os.getppid() != parent:
                 os._exit(1)
 
     threading.Thread(target=watch, name="rltransfer-parent-watch", daemon=True).start()
+
+
+_WORKERS_LOCK_FD: int | None = None
+
+
+def _hold_workers_lock(path: str) -> None:
+    """A shared ``flock`` on ``<out>/.lock-workers`` until this process ends (see
+    :func:`rltransfer.experiment.driver.wait_for_workers`)."""
+    global _WORKERS_LOCK_FD
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    _WORKERS_LOCK_FD = fd  # never closed: the kernel releases it when the worker dies
 
 
 class Backend:
@@ -109,11 +142,13 @@ class LocalBackend(Backend):
 
     name = "local"
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, workers_lock: str | os.PathLike | None = None) -> None:
         self.workers = workers
+        lock = None if workers_lock is None else str(workers_lock)
         self.pool = cf.ProcessPoolExecutor(max_workers=workers,
                                            mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_init_worker)
+                                           initializer=_init_worker,
+                                           initargs=(os.getpid(), lock))
 
     def submit(self, spec: RunSpec) -> cf.Future:
         return self.pool.submit(execute, spec)
@@ -180,8 +215,13 @@ class RayBackend(Backend):
             self.ray.shutdown()
 
 
-def make_backend(name: str, workers: int | None, address: str | None = None) -> Backend:
-    """A backend by name; ``workers`` defaults to the CPU count (0: in-process)."""
+def make_backend(name: str, workers: int | None, address: str | None = None, *,
+                 workers_lock: str | os.PathLike | None = None) -> Backend:
+    """A backend by name; ``workers`` defaults to the CPU count (0: in-process).
+
+    ``workers_lock``: a file each local worker holds a shared ``flock`` on for its life
+    (the driver passes ``<out>/.lock-workers``).
+    """
     if name not in BACKENDS:
         raise ValueError(f"backend {name!r} is unknown; choose from {list(BACKENDS)}")
     if workers is not None and workers < 0:
@@ -191,7 +231,7 @@ def make_backend(name: str, workers: int | None, address: str | None = None) -> 
         return RayBackend(max(n, 1), address)
     if address:
         raise ValueError("--ray-address is only for --backend ray")
-    return InlineBackend() if n == 0 else LocalBackend(n)
+    return InlineBackend() if n == 0 else LocalBackend(n, workers_lock)
 
 
 def _crashed(spec: RunSpec, exc: BaseException) -> dict[str, Any]:

@@ -17,7 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rltransfer._io import write_json_atomic, write_text_atomic
+from rltransfer._io import (
+    DiskFullError,
+    remove_abandoned_temps,
+    write_json_atomic,
+    write_text_atomic,
+)
 from rltransfer.experiment.backends import make_backend
 from rltransfer.experiment.config import Experiment, load_experiment, resolve_experiment
 from rltransfer.experiment.plan import Plan, RunSpec, make_plan
@@ -102,7 +107,12 @@ def run(experiment: str | os.PathLike | Experiment | dict[str, Any], *,
 
     Finished runs (``runs/<id>/done.json``) are skipped; unfinished ones are deleted and
     redone. A failing run is recorded (``error.txt``) and the others go on; check
-    ``result.failed``.
+    ``result.failed`` (a run whose values became NaN or infinite fails with
+    :class:`rltransfer.training.DivergedError`'s "diverged at step N: ...").
+
+    Raises :class:`ExperimentBusyError` at once when another process runs into ``out``, and
+    :class:`rltransfer._io.DiskFullError` when the disk fills up while the driver writes its
+    own files (``experiment.json``, the report); the files written before stay whole.
 
     Args:
         experiment: an experiment file, a config mapping, or a resolved :class:`Experiment`.
@@ -166,7 +176,7 @@ def _run_plan(plan: Plan, exp: Experiment, out: Path, *, workers: int | None, ba
             workers = os.cpu_count() or 1
         if workers is not None and backend == "local":
             workers = min(workers, len(todo))  # no idle processes to start
-        be = make_backend(backend, workers, ray_address)
+        be = make_backend(backend, workers, ray_address, workers_lock=out / WORKERS_LOCK)
         try:
             failed = _schedule(plan, todo, be, Progress(todo, skipped=skipped, enabled=progress),
                                out, report)
@@ -250,6 +260,8 @@ def _skip_dependent(dep: RunSpec, source: RunSpec) -> None:
 # --------------------------------------------------------------------------- files
 
 LOCK = ".lock"
+WORKERS_LOCK = ".lock-workers"
+ORPHAN_WAIT_S = 60.0
 
 
 class ExperimentBusyError(ValueError):
@@ -258,40 +270,104 @@ class ExperimentBusyError(ValueError):
 
 @contextlib.contextmanager
 def _lock(out: Path):
-    """One driver per output folder; a lock left by a killed driver is taken over."""
+    """One driver per output folder: an exclusive ``flock`` on ``<out>/.lock``.
+
+    The kernel releases the lock when its holder dies, however it dies (``kill -9``
+    included), so a lock never goes stale and a pid that was reused cannot fool it. The file
+    holds the holder's pid, host and start time, for the message a second driver prints.
+    Then, before anything in the folder is touched, wait until no worker of an earlier,
+    killed driver is alive (see :func:`wait_for_workers`).
+    """
     out.mkdir(parents=True, exist_ok=True)
-    lock = out / LOCK
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
-                raise ExperimentBusyError(
-                    f"{out} is in use by another rltransfer run (pid {pid}); wait for it, or "
-                    f"delete {lock} if that process is gone") from None
-            lock.unlink(missing_ok=True)  # stale: its driver was killed
-            continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(str(os.getpid()))
-        break
+    path = out / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
+        if not _try_lock(fd):
+            raise ExperimentBusyError(
+                f"{out} is in use by another rltransfer run ({_holder(path)}); wait for it to "
+                "finish (or stop it), then run this again")
+        os.ftruncate(fd, 0)
+        os.write(fd, _json_line({"pid": os.getpid(), "host": _host(),
+                                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                 "argv": sys.argv}))
+        wait_for_workers(out)
         yield
     finally:
-        lock.unlink(missing_ok=True)
+        os.close(fd)  # releases the lock; the file stays (deleting it would race)
 
 
-def _alive(pid: int) -> bool:
+def wait_for_workers(out: Path, timeout: float = ORPHAN_WAIT_S) -> None:
+    """Wait until no worker process of an earlier driver holds ``<out>/.lock-workers``.
+
+    Each local worker holds a shared ``flock`` on that file for its whole life (taken when
+    it starts, released by the kernel when it dies). Workers die with their driver (see
+    :mod:`rltransfer.experiment.backends`), but this makes it a guarantee: a new driver
+    never deletes or redoes a run folder that a worker of a killed driver still writes.
+    """
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock: the workers' parent watch remains
+        return
+    fd = os.open(out / WORKERS_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ExperimentBusyError(
+                        f"{out}: worker processes of an earlier rltransfer run still hold "
+                        f"{out / WORKERS_LOCK} after {timeout:.0f} s; stop them, then run "
+                        "this again") from None
+                time.sleep(0.05)
+    finally:
+        os.close(fd)
+
+
+def _try_lock(fd: int) -> bool:
+    """Take an exclusive lock on ``fd`` without waiting; False if another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
         return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
     return True
+
+
+def _holder(path: Path) -> str:
+    """``pid N on HOST since T`` from a lock file (retried briefly: it may be mid-write)."""
+    import json
+
+    for _ in range(20):
+        try:
+            info = json.loads(path.read_text())
+            return f"pid {info['pid']} on {info['host']}, started {info['started']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            time.sleep(0.05)
+    return f"pid unknown: {path} is locked"
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _json_line(data: dict[str, Any]) -> bytes:
+    import json
+
+    return (json.dumps(data) + "\n").encode()
 
 
 def _prepare_out(plan: Plan) -> None:
@@ -305,6 +381,7 @@ def _prepare_out(plan: Plan) -> None:
     runs.mkdir(parents=True, exist_ok=True)
     for tmp in runs.glob(".*"):  # leftovers of an interrupted copy
         shutil.rmtree(tmp, ignore_errors=True)
+    remove_abandoned_temps(plan.out)  # of a report or experiment.json write that was killed
     wanted = {r.run_id for r in plan.all_runs}
     stale = plan.out / STALE
     for d in list(runs.iterdir()):
@@ -363,6 +440,8 @@ def _build_report(result: ExperimentResult) -> None:
         result.report = build_report(result.out)
         doc = json.loads(Path(result.report.metrics_json).read_text())
         result.metrics = doc.get("metrics")
+    except DiskFullError:
+        raise  # not a report problem: the caller must free space (the runs are all saved)
     except Exception as exc:
         result.report_error = f"{type(exc).__name__}: {exc}"
 

@@ -20,16 +20,18 @@ experiment's own ``runs/<run_id>/`` so the results folder stands alone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rltransfer._io import write_json_atomic, write_text_atomic
+from rltransfer._io import disk_full_names, write_json_atomic, write_text_atomic
 from rltransfer.experiment.plan import SOURCE_KINDS, RunSpec
 
 __all__ = ["clear_run", "execute", "is_done"]
@@ -150,16 +152,19 @@ def _train_encoder(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
 
 def _final_evaluation(model: Any, spec: RunSpec, curve: Path, wall: float) -> dict[str, Any]:
     import csv
+    import math
 
     from rltransfer.agent import EVAL_SEED_OFFSET, make_eval_env
-    from rltransfer.training import CURVE_HEADER, evaluate
+    from rltransfer.training import CURVE_HEADER, DivergedError, evaluate
 
     stats = evaluate(model, make_eval_env(model), episodes=spec.eval_episodes,
                      seed=spec.seed + EVAL_SEED_OFFSET)
     row = {"step": int(model.num_timesteps), "mean_return": stats["mean"],
            "std_return": stats["std"], "episodes": spec.eval_episodes,
            "wall_time": round(wall, 3)}
-    with open(curve, "a", newline="") as fh:
+    if not (math.isfinite(row["mean_return"]) and math.isfinite(row["std_return"])):
+        raise DivergedError(row["step"], f"the evaluation return is {row['mean_return']}")
+    with disk_full_names(curve), open(curve, "a", newline="") as fh:
         csv.writer(fh).writerow([row[k] for k in CURVE_HEADER])
     return row
 
@@ -179,37 +184,46 @@ def _transfer(spec: RunSpec) -> dict[str, Any]:
 
 
 def _pretrain(spec: RunSpec) -> dict[str, Any]:
-    """Train the source into the cache (or reuse it), then copy it into ``runs/<id>``."""
+    """Train the source into the cache (or reuse it), then copy it into ``runs/<id>``.
+
+    The cache may be shared by experiments running at the same time: a lock per source
+    (``<cache>/.<run_id>.lock``, ``flock``, released by the kernel when its holder dies)
+    lets one of them train it while the others wait and then reuse it, and lets the trainer
+    delete what a killed trainer left (``.<run_id>.*`` temporary folders).
+    """
     t0 = time.perf_counter()
     cache = Path(spec.cache_dir or spec.run_dir)
-    cached = _cache_valid(cache)
-    if not cached:
-        shutil.rmtree(cache, ignore_errors=True)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{spec.run_id}.", dir=cache.parent))
-        try:
-            tmp_spec = _with_dir(spec, tmp)
-            write_json_atomic(tmp / CONFIG, spec.config_json())
-            clear_run(spec)  # an earlier attempt's run folder and SB3 logs
-            if spec.kind == "pretrain-encoder":
-                info = _train_encoder(tmp_spec, tmp)
-            else:
-                info = _train(tmp_spec, tmp, None)
-            _finish(tmp, t0, **info)
+    with _source_lock(cache):
+        cached = _cache_valid(cache)
+        if not cached:
+            shutil.rmtree(cache, ignore_errors=True)
+            for leftover in cache.parent.glob(f".{spec.run_id}.*"):
+                if leftover.is_dir():  # a killed trainer's temporary folder
+                    shutil.rmtree(leftover, ignore_errors=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{spec.run_id}.", dir=cache.parent))
             try:
-                os.rename(tmp, cache)
-            except OSError:  # another experiment finished the same source first
-                if not _cache_valid(cache):
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+                tmp_spec = _with_dir(spec, tmp)
+                write_json_atomic(tmp / CONFIG, spec.config_json())
+                clear_run(spec)  # an earlier attempt's run folder and SB3 logs
+                if spec.kind == "pretrain-encoder":
+                    info = _train_encoder(tmp_spec, tmp)
+                else:
+                    info = _train(tmp_spec, tmp, None)
+                _finish(tmp, t0, **info)
+                try:
+                    os.rename(tmp, cache)
+                except OSError:  # without flock: another experiment finished it first
+                    if not _cache_valid(cache):
+                        raise
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
     # Copy into the experiment's own run folder; done.json last.
     run_dir = Path(spec.run_dir)
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.run_id}.", dir=run_dir.parent))
     try:
-        shutil.copytree(cache, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(DONE))
+        _copy_files(cache, tmp, shown=run_dir, skip=(DONE,))
         os.rename(tmp, run_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -219,6 +233,37 @@ def _pretrain(spec: RunSpec) -> dict[str, Any]:
     # wall_time: the pretraining's own compute time, whether trained now or cached
     _finish(run_dir, t0, wall_time=done.get("wall_time"), **extra)
     return {"cached": cached}
+
+
+@contextlib.contextmanager
+def _source_lock(cache: Path) -> Iterator[None]:
+    """Hold ``<cache parent>/.<run_id>.lock`` (exclusive; waits for another holder)."""
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): the rename below still keeps the cache whole
+        yield
+        return
+    fd = os.open(cache.parent / f".{cache.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _copy_files(src: Path, dst: Path, *, shown: Path, skip: tuple[str, ...] = ()) -> None:
+    """Copy the files under ``src`` into ``dst``; a full disk names the file under ``shown``."""
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if rel.name in skip and len(rel.parts) == 1:
+            continue
+        with disk_full_names(shown / rel):
+            if path.is_dir():
+                (dst / rel).mkdir(parents=True, exist_ok=True)
+            else:
+                (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, dst / rel)
 
 
 def _cache_valid(cache: Path) -> bool:

@@ -306,7 +306,11 @@ def test_kill_9_loses_no_finished_run(tmp_path, write_yaml, tiny):
 
 
 def test_one_driver_per_output_folder(tmp_path, write_yaml, tiny):
+    """The lock is a flock: a process holding it blocks a second driver, whatever the lock
+    file says; a pid written in the file (even a live one) blocks nothing."""
     import os
+    import subprocess
+    import sys
 
     from rltransfer.experiment.driver import ExperimentBusyError
 
@@ -314,22 +318,22 @@ def test_one_driver_per_output_folder(tmp_path, write_yaml, tiny):
     path = write_yaml(tiny)
     out = tmp_path / "out"
     out.mkdir()
-    (out / ".lock").write_text(str(os.getppid()))  # a live process holds it
-    with pytest.raises(ExperimentBusyError, match="in use by another rltransfer run"):
-        run(path, out=out, workers=0, report=False, progress=False)
-    dead = subprocess_pid_that_exited()
-    (out / ".lock").write_text(str(dead))  # left by a killed driver: taken over
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, json, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT);"
+         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, json.dumps({'pid': os.getpid(), "
+         "'host': 'h', 'started': 't'}).encode()); print('locked', flush=True); time.sleep(60)",
+         str(out / ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ExperimentBusyError,
+                           match=rf"in use by another rltransfer run \(pid {holder.pid} on h"):
+            run(path, out=out, workers=0, report=False, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    (out / ".lock").write_text(json.dumps({"pid": os.getppid()}))  # content alone: no lock
     assert run(path, out=out, workers=0, report=False, progress=False).ok
-    assert not (out / ".lock").exists()
-
-
-def subprocess_pid_that_exited() -> int:
-    import subprocess
-    import sys
-
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
 
 
 def test_tensorboard_command_names_the_venv_executable_when_not_on_path(monkeypatch, tmp_path):
