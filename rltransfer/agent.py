@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -28,7 +29,7 @@ import platform
 import random
 import time
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ from stable_baselines3.common.vec_env import (
 
 from rltransfer import envs as rl_envs
 from rltransfer.checkpoint import (
+    MODEL_FILE,
     Checkpoint,
     CheckpointError,
     load_checkpoint,
@@ -55,9 +57,9 @@ from rltransfer.checkpoint import (
     space_to_json,
 )
 from rltransfer.methods import BuildSpec, MethodContext, TransferError, TransferLog, get_method
-from rltransfer.presets import NormalizeSpec, Preset, check_algo, resolve_preset
+from rltransfer.presets import NormalizeSpec, Preset, check_algo, parse_preset, resolve_preset
 from rltransfer.sb3 import LEARNERS
-from rltransfer.training import EvalCurveCallback, evaluate
+from rltransfer.training import EvalCurveCallback, evaluate, learn_checked
 
 log = logging.getLogger("rltransfer")
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = LEARNERS
@@ -198,6 +200,32 @@ def make_eval_env(model: BaseAlgorithm) -> VecEnv:
     return venv
 
 
+# --------------------------------------------------------------------------- run failures
+
+_RUN_MARK = "_rltransfer_during_run"
+
+
+@contextlib.contextmanager
+def during_run(what: str) -> Iterator[None]:
+    """Mark any exception raised inside as a failure of a run that had started (training,
+    evaluation), not of its input; the exception itself passes through unchanged.
+
+    The command line exits 1 for these and 2 for bad input (see :func:`raised_during_run`).
+    """
+    try:
+        yield
+    except Exception as exc:
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(exc, _RUN_MARK, what)
+        raise
+
+
+def raised_during_run(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while an agent trained or was evaluated (a run failure),
+    or by a custom env's code (:class:`rltransfer.envs.EnvFault`)."""
+    return bool(getattr(exc, _RUN_MARK, None)) or isinstance(exc, rl_envs.EnvFault)
+
+
 # --------------------------------------------------------------------------- verbs
 
 
@@ -213,14 +241,20 @@ def pretrain(env: str, *, algo: str = "ppo", steps: int, seed: int,
     Returns the checkpoint folder ``out``.
     """
     _check_steps(steps)
+    if not isinstance(eval_episodes, int | np.integer) or eval_episodes < 1:
+        raise ValueError(f"eval_episodes={eval_episodes!r}: must be a whole number >= 1")
+    if Path(out).exists() and not overwrite:  # before training, not after
+        raise CheckpointError(f"checkpoint folder {str(out)!r} already exists; pass "
+                              "overwrite=True (--overwrite) or choose another folder")
     model = build_agent(env, algo=algo, seed=seed, knobs=knobs, pixels=pixels, preset=preset,
                         overrides=overrides, tensorboard_log=tensorboard_log, device=device)
     t0 = time.perf_counter()
-    if steps:
-        model.learn(steps, progress_bar=progress_bar, tb_log_name="pretrain")
-    wall = time.perf_counter() - t0
-    stats = evaluate(model, make_eval_env(model), episodes=eval_episodes,
-                     seed=seed + EVAL_SEED_OFFSET)
+    with during_run("pretraining"):
+        if steps:
+            model.learn(steps, progress_bar=progress_bar, tb_log_name="pretrain")
+        wall = time.perf_counter() - t0
+        stats = evaluate(model, make_eval_env(model), episodes=eval_episodes,
+                         seed=seed + EVAL_SEED_OFFSET)
     return save_agent(model, out, evaluation=stats, overwrite=overwrite,
                       extra={"train_wall_time": round(wall, 3)})
 
@@ -248,7 +282,7 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
     m = get_method(method, **method_options)
     ckpt = None
     if source is not None:
-        ckpt = source if isinstance(source, Checkpoint) else load_checkpoint(source)
+        ckpt = source if isinstance(source, Checkpoint) else check_weights(load_checkpoint(source))
     elif m.moves_weights:
         raise ValueError(f"method {m.label!r} needs a source checkpoint; source=None")
     if algo is None:
@@ -323,14 +357,18 @@ def learn_with_eval(model: BaseAlgorithm, steps: int, *, eval_every: int, eval_e
     """Train ``model`` for ``steps`` steps, evaluating at step 0 and every ``eval_every``.
 
     Returns the curve rows (also written to ``curve_csv``). ``steps=0`` evaluates the
-    initialized agent once and trains nothing.
+    initialized agent once and trains nothing. A parameter, loss, reward or return that
+    becomes NaN or infinite stops training with :class:`rltransfer.training.DivergedError`
+    (``diverged at step N: ...``).
     """
     _check_steps(steps)
     info = _info(model)
     cb = EvalCurveCallback(make_eval_env(model), every=eval_every, episodes=eval_episodes,
                            seed=info.seed + EVAL_SEED_OFFSET, csv_path=curve_csv,
                            on_eval=on_eval)
-    model.learn(steps, callback=cb, progress_bar=progress_bar, tb_log_name=tb_log_name)
+    # learn_checked: model.learn with a DivergenceCallback first (issue #13.4)
+    with during_run("training"):
+        learn_checked(model, steps, cb, progress_bar=progress_bar, tb_log_name=tb_log_name)
     return cb.rows
 
 
@@ -378,7 +416,7 @@ def load_agent(path: str | os.PathLike | Checkpoint, *, env: str | None = None,
 
     ``env``/``knobs`` default to the ones on the card.
     """
-    ckpt = path if isinstance(path, Checkpoint) else load_checkpoint(path)
+    ckpt = path if isinstance(path, Checkpoint) else check_weights(load_checkpoint(path))
     card = ckpt.card
     if card.get("kind", "agent") != "agent":
         raise CheckpointError(f"{ckpt.path}: kind={card.get('kind')!r} is not an agent checkpoint")
@@ -396,6 +434,71 @@ def load_agent(path: str | os.PathLike | Checkpoint, *, env: str | None = None,
         with torch.no_grad():
             model.log_ent_coef.copy_(ckpt.extras["log_ent_coef"])
     return model
+
+
+def check_weights(ckpt: Checkpoint) -> Checkpoint:
+    """Refuse an agent checkpoint whose weights contradict its card; return it otherwise.
+
+    The card says which policy the weights belong to (algorithm, preset with its network,
+    observation and action spaces). That policy is built (on the CPU, without touching the
+    global RNG) and every tensor it has must be in ``model.safetensors`` with the same shape
+    and dtype, and nothing else may be: a card whose spaces or network do not match its
+    weights, or weights of another dtype, raise :class:`CheckpointError` naming the tensor,
+    what the file holds and what the card implies. Other kinds (encoder checkpoints) pass.
+    """
+    card = ckpt.card
+    if card.get("kind", "agent") != "agent":
+        return ckpt
+    where = f"checkpoint {str(ckpt.path)!r}" if ckpt.path else "checkpoint"
+    try:
+        algo = check_algo(card["algo"])
+        raw = card["preset"]
+        if not isinstance(raw, Mapping):
+            raise TypeError(f"'preset' is {type(raw).__name__}, not a mapping")
+        preset = parse_preset({k: v for k, v in raw.items() if k != "algo"}, algo,
+                              where="card.json preset")
+        obs_space, act_space = ckpt.observation_space(), ckpt.action_space()
+    except KeyError as exc:
+        raise CheckpointError(f"{where}: card.json has no {exc.args[0]!r}; an agent card names "
+                              "its algo, preset and spaces") from None
+    except (TypeError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{where}: card.json does not describe a policy: {first}") from None
+    policy_cls = ALGORITHMS[algo].policy_aliases.get(preset.policy)
+    if policy_cls is None:
+        raise CheckpointError(f"{where}: card.json policy {preset.policy!r} is not a {algo} "
+                              f"policy; accepted: {sorted(ALGORITHMS[algo].policy_aliases)}")
+    try:
+        with torch.random.fork_rng(devices=[]):
+            policy = policy_cls(obs_space, act_space, lambda _: 0.0, use_sde=preset.use_sde,
+                                **preset.policy_kwargs.to_kwargs())
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{where}: the policy card.json describes cannot be built on its "
+                              f"spaces ({obs_space}, {act_space}): {first}") from None
+    expected = policy.state_dict()
+    problems = []
+    for key, want in expected.items():
+        got = ckpt.tensors.get(key)
+        if got is None:
+            problems.append(f"{key} is missing from {MODEL_FILE} (the card's "
+                            f"{preset.policy} needs shape {tuple(want.shape)})")
+        elif tuple(got.shape) != tuple(want.shape):
+            problems.append(f"{key} has shape {tuple(got.shape)} in {MODEL_FILE}, but the "
+                            f"card's {preset.policy} on observation space {obs_space} and "
+                            f"action space {act_space} needs {tuple(want.shape)}")
+        elif got.dtype != want.dtype:
+            problems.append(f"{key} has dtype {str(got.dtype).removeprefix('torch.')} in "
+                            f"{MODEL_FILE}; the policy needs "
+                            f"{str(want.dtype).removeprefix('torch.')}")
+    extra = sorted(set(ckpt.tensors) - set(expected))
+    if extra:
+        problems.append(f"{MODEL_FILE} holds tensors the card's {preset.policy} does not have: "
+                        f"{', '.join(extra[:5])}" + (" ..." if len(extra) > 5 else ""))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CheckpointError(f"{where}: the weights contradict card.json: {problems[0]}{more}")
+    return ckpt
 
 
 def import_sb3(zip_path: str | os.PathLike, env: str, *, out: str | os.PathLike,

@@ -39,9 +39,10 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
-from rltransfer._io import write_json_atomic
+from rltransfer._io import disk_full_names, json_text, write_in_halves
 
 MODEL_FILE = "model.safetensors"
 EXTRAS_FILE = "extras.safetensors"
@@ -98,44 +99,65 @@ def save_checkpoint(
     ``card`` is completed with the format version and the sha256 of every file. An existing
     folder at ``out`` is an error unless ``overwrite`` is true; then it is replaced only
     after the new checkpoint is complete.
+
+    A full disk raises :class:`rltransfer._io.DiskFullError` ("disk full while writing
+    <out>/<file>"); the temporary folder is removed and an existing checkpoint at ``out``
+    stays as it was.
     """
     out = Path(out)
     if out.exists() and not overwrite:
         raise CheckpointError(f"checkpoint folder {str(out)!r} already exists; pass overwrite=True")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    with disk_full_names(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         files = {MODEL_FILE: _contiguous(tensors)}
         if extras:
             files[EXTRAS_FILE] = _contiguous(extras)
         hashes = {}
         for name, data in files.items():
-            save_file(data, str(tmp / name))
-            hashes[name] = sha256_file(tmp / name)
+            blob = safetensors_bytes(data)
+            _write_synced(tmp / name, blob, shown=out / name)
+            hashes[name] = hashlib.sha256(blob).hexdigest()
         full_card = {**dict(card), "format_version": FORMAT_VERSION}
         full_card["files"] = hashes
         full_card["sha256"] = hashes[MODEL_FILE]
-        write_json_atomic(tmp / CARD_FILE, full_card)
-        _fsync_dir(tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-        _fsync_dir(out.parent)
+        _write_synced(tmp / CARD_FILE, json_text(full_card).encode("utf-8"),
+                      shown=out / CARD_FILE)
+        with disk_full_names(out):
+            _fsync_dir(tmp)
+            if out.exists():
+                old = out.with_name(f".{out.name}.old-{os.getpid()}")
+                os.replace(out, old)
+                os.replace(tmp, out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, out)
+            _fsync_dir(out.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
 
 
+def _write_synced(path: Path, data: bytes, *, shown: Path) -> None:
+    """Write ``data`` to a new file and fsync it; a full disk names ``shown``."""
+    with disk_full_names(shown), open(path, "wb") as fh:
+        write_in_halves(fh, data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Load and verify a checkpoint folder; never unpickles anything.
 
-    Raises :class:`CheckpointError` when the folder or card is missing, a file's sha256
-    differs from the card, or a weights file is not valid safetensors.
+    Raises :class:`CheckpointError` when the folder or card is missing, the card is not a
+    JSON object or names a file other than ``model.safetensors``/``extras.safetensors``, a
+    file is a symbolic link that leads out of the folder, a file's sha256 differs from the
+    card, or a weights file is not valid safetensors. The safetensors header is checked
+    before anything is read into memory: its length must fit the file (and
+    :data:`MAX_HEADER_BYTES`), each tensor's dtype must be one of :data:`DTYPES` and its
+    byte range must lie inside the file and match its shape.
     """
     path = Path(path)
     if isinstance(path, Path) and path.name == MODEL_FILE:
@@ -147,24 +169,43 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if not card_path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} has no {CARD_FILE}; an incomplete or "
                               "foreign folder is never loaded")
+    _inside(path, CARD_FILE)
     try:
-        card = json.loads(card_path.read_text())
+        card = json.loads(card_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{card_path}: not valid JSON ({exc})") from None
+        raise CheckpointError(f"{card_path}: not valid JSON ({exc}); the card is the JSON "
+                              "object rltransfer wrote") from None
+    except OSError as exc:
+        raise CheckpointError(f"{card_path}: cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(card, dict):
+        raise CheckpointError(f"{card_path}: a card is a JSON object (algo, spaces, files, "
+                              f"...), not {_json_kind(card)}")
     hashes = card.get("files") or {MODEL_FILE: card.get("sha256")}
-    if MODEL_FILE not in hashes or not hashes[MODEL_FILE]:
+    if not isinstance(hashes, dict):
+        raise CheckpointError(f"{card_path}: 'files' is {_json_kind(hashes)}; expected an object "
+                              f"of file name to sha256, e.g. {{{MODEL_FILE!r}: '<hex>'}}")
+    if not isinstance(hashes.get(MODEL_FILE), str) or not hashes[MODEL_FILE]:
         raise CheckpointError(f"{card_path}: card lists no sha256 for {MODEL_FILE}")
+    for name, expected in hashes.items():
+        if name not in (MODEL_FILE, EXTRAS_FILE):
+            raise CheckpointError(f"{card_path}: 'files' names {name!r}; a checkpoint holds "
+                                  f"only {MODEL_FILE} and {EXTRAS_FILE}")
+        if not isinstance(expected, str):
+            raise CheckpointError(f"{card_path}: files.{name} is {_json_kind(expected)}, "
+                                  "expected a sha256 hex string")
     loaded: dict[str, dict[str, torch.Tensor]] = {}
     for name, expected in hashes.items():
         file = path / name
         if not file.is_file():
             raise CheckpointError(f"checkpoint {str(path)!r}: {name} is missing")
+        _inside(path, name)
         actual = sha256_file(file)
         if actual != expected:
             raise CheckpointError(
                 f"checkpoint {str(path)!r}: sha256 of {name} is {actual}, the card says "
                 f"{expected}; the file was modified or corrupted, refusing to load it"
             )
+        check_safetensors_header(file, where=f"checkpoint {str(path)!r}: {name}")
         try:
             loaded[name] = load_file(str(file), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
@@ -175,6 +216,93 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     return Checkpoint(
         path=path, tensors=loaded[MODEL_FILE], card=card, extras=loaded.get(EXTRAS_FILE, {})
     )
+
+
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+"""The largest safetensors header accepted (the safetensors library's own limit)."""
+DTYPES = {"BOOL": 1, "U8": 1, "I8": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2, "I32": 4,
+          "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+"""safetensors dtypes a checkpoint may hold, with their size in bytes."""
+
+
+def check_safetensors_header(file: str | os.PathLike, *, where: str | None = None) -> None:
+    """Refuse a file whose safetensors header is absurd, before anything is allocated.
+
+    Reads the 8-byte length and then the header only (never more than
+    :data:`MAX_HEADER_BYTES`): the header must fit in the file and be a JSON object; every
+    tensor's dtype must be one of :data:`DTYPES`, its shape a list of whole numbers >= 0,
+    and its ``data_offsets`` a byte range inside the file whose length is the shape's size
+    times the dtype's.
+    """
+    file = Path(file)
+    where = where or str(file)
+
+    def bad(problem: str) -> CheckpointError:
+        return CheckpointError(f"{where} is not a valid safetensors file: {problem}")
+
+    size = file.stat().st_size
+    with open(file, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise bad(f"{size} bytes, too short (8-byte header length, header, data)")
+        n = int.from_bytes(head, "little")
+        if n > MAX_HEADER_BYTES or n > size - 8:
+            raise bad(f"its header claims {n} bytes, but the file has {size} (accepted: at "
+                      f"most the file size - 8 and {MAX_HEADER_BYTES}); a truncated file, or a "
+                      "pickle in disguise (rltransfer never unpickles weights)")
+        raw = fh.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise bad("its header is not JSON (rltransfer never unpickles weights)") from None
+    if not isinstance(header, dict):
+        raise bad(f"its header is {_json_kind(header)}, not a JSON object")
+    data_size = size - 8 - n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(info, dict):
+            raise bad(f"tensor {name!r}: header entry is {_json_kind(info)}, not an object")
+        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if dtype not in DTYPES:
+            raise bad(f"tensor {name!r} has dtype {dtype!r}; accepted: {', '.join(DTYPES)}")
+        if (not isinstance(shape, list)
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                           for d in shape)):
+            raise bad(f"tensor {name!r} has shape {shape!r}; expected a list of whole "
+                      "numbers >= 0")
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+            raise bad(f"tensor {name!r} has data_offsets {offsets!r}; expected [begin, end]")
+        begin, end = offsets
+        need = DTYPES[dtype] * int(np.prod(shape, dtype=object))
+        if not 0 <= begin <= end <= data_size or end - begin != need:
+            raise bad(f"tensor {name!r} ({dtype}, shape {shape}) claims bytes [{begin}, {end}) "
+                      f"of a {data_size}-byte data section; its shape needs {need} bytes "
+                      "inside it (a truncated or forged file)")
+
+
+def _inside(folder: Path, name: str) -> None:
+    """Refuse ``folder/name`` when it is a symbolic link that leads out of ``folder``."""
+    file = folder / name
+    if not file.is_symlink():
+        return
+    target = file.resolve()
+    if not target.is_relative_to(folder.resolve()):
+        raise CheckpointError(f"checkpoint {str(folder)!r}: {name} is a symbolic link to "
+                              f"{str(target)!r}, outside the checkpoint folder; only files "
+                              "inside it are read")
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return f"{kinds.get(type(value), type(value).__name__)} ({_short(value)})"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------- spaces as JSON
@@ -205,7 +333,23 @@ def space_to_json(space: spaces.Space) -> dict[str, Any]:
 
 
 def space_from_json(data: Mapping[str, Any]) -> spaces.Space:
-    """Rebuild a space written by :func:`space_to_json`."""
+    """Rebuild a space written by :func:`space_to_json`.
+
+    Raises :class:`CheckpointError` for anything that does not describe a space.
+    """
+    try:
+        return _space_from_json(data)
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        raise CheckpointError(f"space {_short(data)} in the card is not a valid space "
+                              f"({type(exc).__name__}: {first})") from None
+
+
+def _space_from_json(data: Mapping[str, Any]) -> spaces.Space:
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f"space {_short(data)} in the card is not an object")
     kind = data.get("type")
     if kind == "Box":
         shape = tuple(data["shape"])
@@ -219,9 +363,9 @@ def space_from_json(data: Mapping[str, Any]) -> spaces.Space:
     if kind == "MultiBinary":
         return spaces.MultiBinary(data["n"])
     if kind == "Dict":
-        return spaces.Dict({k: space_from_json(v) for k, v in data["spaces"].items()})
+        return spaces.Dict({k: _space_from_json(v) for k, v in data["spaces"].items()})
     if kind == "Tuple":
-        return spaces.Tuple([space_from_json(v) for v in data["spaces"]])
+        return spaces.Tuple([_space_from_json(v) for v in data["spaces"]])
     raise CheckpointError(f"unknown space type {kind!r} in card")
 
 

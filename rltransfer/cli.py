@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rltransfer.methods import method_names
 
@@ -26,6 +26,76 @@ PLUGINS = ("rltransfer.experiment.cli",)
 
 class UserError(Exception):
     """An error caused by the command's input: printed without a traceback."""
+
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+"""Exit statuses (README, "Command line"): 2 for bad input (a flag, a value, a file), found
+before anything is written; 1 for a run that started and failed (training, an evaluation, a
+custom env's code, a failed run of an experiment)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (no usage block) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``low``; the message says what is accepted."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"invalid value {text!r}: expected a whole number >= {low}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(
+                f"invalid value {text!r}: expected a whole number >= {low}")
+        return value
+
+    parse.__name__ = f"int>={low}"
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: expected a finite number > 0")
+    return value
+
+
+def _device(text: str) -> str:
+    import torch
+
+    try:
+        torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: expected a torch device such as cpu, cuda, cuda:1 "
+            "or mps") from None
+    return text
+
+
+def _fresh_out(out: str, overwrite: bool, flag: str = "--out") -> None:
+    """Refuse, before any work, an output path that exists (without --overwrite) or that
+    could never be written (a file in the way)."""
+    path = Path(out)
+    if path.exists() and not overwrite:
+        raise UserError(f"{flag} {out!r} exists; pass --overwrite to replace it, or choose "
+                        "another path")
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {out!r} is a file; expected a folder path")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{flag} {out!r}: {str(parent)!r} is a file, not a folder")
+            break
 
 
 def _knobs(items: Sequence[str] | None) -> dict[str, Any]:
@@ -57,8 +127,9 @@ def _add_env_args(p: argparse.ArgumentParser) -> None:
 def _add_agent_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=None,
                    help="preset name from agents/<algo>.yaml or a YAML file (default: the env's)")
-    p.add_argument("--seed", type=int, required=True, help="random seed (explicit, always)")
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--seed", type=_int_at_least(0), required=True,
+                   help="random seed (explicit, always)")
+    p.add_argument("--device", type=_device, default="cpu", help="torch device (default: cpu)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--tensorboard", metavar="DIR", default=None,
                    help="write SB3 training logs to this TensorBoard folder")
@@ -67,6 +138,7 @@ def _add_agent_args(p: argparse.ArgumentParser) -> None:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from rltransfer.agent import pretrain
 
+    _fresh_out(args.out, args.overwrite)
     out = pretrain(args.env, algo=args.algo, steps=args.steps, seed=args.seed,
                    knobs=_knobs(args.knob), pixels=_json_arg(args.pixels, "--pixels"),
                    preset=args.preset, out=args.out, eval_episodes=args.eval_episodes,
@@ -94,8 +166,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     if args.lr_scale is not None:
         options["lr_scale"] = args.lr_scale
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise UserError(f"--out {str(out)!r} exists; pass --overwrite or choose another folder")
+    _fresh_out(args.out, args.overwrite)
     model = transfer(args.source, args.env, method=method, seed=args.seed, algo=args.algo,
                      knobs=_knobs(args.knob), pixels=_json_arg(args.pixels, "--pixels"),
                      preset=args.preset, on_mismatch=args.on_mismatch,
@@ -107,18 +178,20 @@ def cmd_transfer(args: argparse.Namespace) -> int:
                                         if tlog.reinit else ""))
     for note in tlog.notes:
         print(f"  note: {note}")
-    out.mkdir(parents=True, exist_ok=True)
-    curve = out / "curve.csv"
-    if curve.exists():
-        curve.unlink()
-    every = args.eval_every or max(args.steps // 10, 1)
-    rows = learn_with_eval(model, args.steps, eval_every=every, eval_episodes=args.eval_episodes,
-                           curve_csv=curve, progress_bar=not args.no_progress)
-    from rltransfer.agent import EVAL_SEED_OFFSET, make_eval_env
+    from rltransfer.agent import EVAL_SEED_OFFSET, during_run, make_eval_env
 
-    final = evaluate(model, make_eval_env(model), episodes=args.eval_episodes,
-                     seed=args.seed + EVAL_SEED_OFFSET)
-    ckpt = save_agent(model, out / "checkpoint", evaluation=final, overwrite=True)
+    with during_run("transfer"):  # from here on a failure is the run's, not the input's
+        out.mkdir(parents=True, exist_ok=True)
+        curve = out / "curve.csv"
+        if curve.exists():
+            curve.unlink()
+        every = args.eval_every or max(args.steps // 10, 1)
+        rows = learn_with_eval(model, args.steps, eval_every=every,
+                               eval_episodes=args.eval_episodes, curve_csv=curve,
+                               progress_bar=not args.no_progress)
+        final = evaluate(model, make_eval_env(model), episodes=args.eval_episodes,
+                         seed=args.seed + EVAL_SEED_OFFSET)
+        ckpt = save_agent(model, out / "checkpoint", evaluation=final, overwrite=True)
     print(f"curve: {curve} ({len(rows)} points)\ncheckpoint: {ckpt}\n"
           f"evaluation return: {final['mean']:.2f} ± {final['std']:.2f} "
           f"(jumpstart {rows[0]['mean_return']:.2f})")
@@ -128,6 +201,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from rltransfer.agent import import_sb3
 
+    _fresh_out(args.out, args.overwrite)
     out = import_sb3(args.zip, args.env, out=args.out, knobs=_knobs(args.knob), algo=args.algo,
                      activation_fn=args.activation, overwrite=args.overwrite)
     print(f"checkpoint: {out}")
@@ -135,11 +209,13 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from rltransfer.agent import check_weights
     from rltransfer.checkpoint import load_checkpoint
 
-    ckpt = load_checkpoint(args.checkpoint)
+    ckpt = check_weights(load_checkpoint(args.checkpoint))
     print(json.dumps(ckpt.card, indent=2, sort_keys=True))
-    print(f"\n{len(ckpt.tensors)} tensors, sha256 verified")
+    fits = ", weights match the card's policy" if ckpt.card.get("kind", "agent") == "agent" else ""
+    print(f"\n{len(ckpt.tensors)} tensors, sha256 verified{fits}")
     return 0
 
 
@@ -147,6 +223,7 @@ def cmd_pretrain_encoder(args: argparse.Namespace) -> int:
     from rltransfer.ssl import pretrain_encoder_cli
 
     pixels = _json_arg(args.pixels, "--pixels") or {"size": 64}
+    _fresh_out(args.out, args.overwrite)
     out = pretrain_encoder_cli(
         args.env, _knobs(args.knob), pixels=pixels, encoder=args.encoder,
         encoder_kwargs=_json_arg(args.encoder_kwargs, "--encoder-kwargs"),
@@ -196,7 +273,7 @@ def _json_arg(value: str | None, flag: str) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every verb (``--help`` on each)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rltransfer",
         description="Transfer learning for RL: pretrain on a source env, start PPO/SAC on a "
                     "target env from it, and measure the gain over scratch.")
@@ -208,9 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and write a checkpoint (safetensors + card.json).")
     _add_env_args(p)
     p.add_argument("--algo", choices=["ppo", "sac"], default="ppo", help="algorithm")
-    p.add_argument("--steps", type=int, required=True, help="environment steps to train")
+    p.add_argument("--steps", type=_int_at_least(0), required=True,
+                   help="environment steps to train")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
-    p.add_argument("--eval-episodes", type=int, default=10, help="episodes for the evaluation")
+    p.add_argument("--eval-episodes", type=_int_at_least(1), default=10,
+                   help="episodes for the evaluation")
     p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
     _add_agent_args(p)
     p.set_defaults(func=cmd_pretrain)
@@ -228,8 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--roles", default=None,
                    help="comma-separated roles for partial/frozen: encoder, actor, critic, "
                         "heads, features, actor_trunk, critic_trunk, actor_head, critic_head")
-    p.add_argument("--unfreeze-at", type=int, default=None, help="frozen: unfreeze at this step")
-    p.add_argument("--lr-scale", type=float, default=None,
+    p.add_argument("--unfreeze-at", type=_int_at_least(0), default=None,
+                   help="frozen: unfreeze at this step")
+    p.add_argument("--lr-scale", type=_positive_float, default=None,
                    help="frozen: train moved weights at this fraction of the lr instead")
     p.add_argument("--method-options", metavar="JSON", default=None, help="method options")
     p.add_argument("--on-mismatch", choices=["error", "reinit"], default="error",
@@ -238,9 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hold the source's normalization statistics fixed on the target")
     p.add_argument("--algo", choices=["ppo", "sac"], default=None,
                    help="target algorithm (default: the source's)")
-    p.add_argument("--steps", type=int, required=True, help="environment steps to train (0 ok)")
-    p.add_argument("--eval-every", type=int, default=None, help="steps between evaluations")
-    p.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation")
+    p.add_argument("--steps", type=_int_at_least(0), required=True,
+                   help="environment steps to train (0 ok)")
+    p.add_argument("--eval-every", type=_int_at_least(1), default=None,
+                   help="steps between evaluations")
+    p.add_argument("--eval-episodes", type=_int_at_least(1), default=10,
+                   help="episodes per evaluation")
     p.add_argument("--out", required=True, help="output folder (curve.csv, checkpoint/)")
     p.add_argument("--overwrite", action="store_true", help="reuse an existing --out folder")
     _add_agent_args(p)
@@ -273,13 +356,14 @@ def build_parser() -> argparse.ArgumentParser:
                    default="contrastive", help="self-supervised objective")
     p.add_argument("--positive", choices=["same", "next"], default="same",
                    help="contrastive positives: two shifts of one frame, or frame t and t+1")
-    p.add_argument("--frames", type=int, default=5000, help="frames to collect")
-    p.add_argument("--steps", type=int, default=2000, help="gradient steps")
-    p.add_argument("--batch-size", type=int, default=64, help="batch size")
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    p.add_argument("--frames", type=_int_at_least(2), default=5000, help="frames to collect")
+    p.add_argument("--steps", type=_int_at_least(1), default=2000, help="gradient steps")
+    p.add_argument("--batch-size", type=_int_at_least(2), default=64, help="batch size")
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate")
     p.add_argument("--out", required=True, help="encoder checkpoint folder to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
-    p.add_argument("--seed", type=int, required=True, help="random seed (explicit, always)")
+    p.add_argument("--seed", type=_int_at_least(0), required=True,
+                   help="random seed (explicit, always)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--tensorboard", metavar="DIR", default=None, help="loss curve folder")
     p.set_defaults(func=cmd_pretrain_encoder)
@@ -310,7 +394,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``rltransfer`` console script and ``python -m rltransfer``."""
+    """Entry point of the ``rltransfer`` console script and ``python -m rltransfer``.
+
+    Returns the exit status: 0 done; 2 bad input (argparse's errors too, as ``SystemExit``),
+    reported before anything is written; 1 a run that started and failed; 130 interrupted.
+    Errors are one line ``rltransfer VERB: error: ...`` on stderr; ``-v`` adds the traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -320,21 +409,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # user-facing errors: no traceback
-        if _is_user_error(exc) and not args.verbose:
-            print(f"rltransfer {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-        raise
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # one line, no traceback unless -v
+        code = exit_status(exc)
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        message = str(exc).strip() or type(exc).__name__
+        if code == EXIT_RUN_FAILED and not _is_ours(exc):
+            message = f"{type(exc).__name__}: {message}"
+            if not args.verbose:
+                message += " (run with -v for the traceback)"
+        print(f"rltransfer {args.command}: error: {message}", file=sys.stderr)
+        return code
 
 
-def _is_user_error(exc: Exception) -> bool:
-    from rltransfer.checkpoint import CheckpointError
-    from rltransfer.methods import TransferError
-    from rltransfer.presets import PresetError
+def exit_status(exc: BaseException) -> int:
+    """2 for bad input, 1 for a run that started and failed (see :data:`EXIT_USER_ERROR`).
 
-    return isinstance(exc, UserError | CheckpointError | TransferError | PresetError
-                      | ValueError | FileNotFoundError | FileExistsError)
+    Bad input is any of rltransfer's input errors (all ``ValueError`` subclasses: checkpoint,
+    preset, transfer, experiment, env catalogue), a missing file, or :class:`UserError`, as
+    long as it was raised before training began; whatever is raised while an agent trains or
+    is evaluated (rltransfer marks those, see :func:`rltransfer.agent.during_run`), a custom
+    env's :class:`~rltransfer.envs.EnvFault`, and any other error are run failures.
+    """
+    from rltransfer.envs.errors import EnvFault
+
+    agent = sys.modules.get("rltransfer.agent")  # not imported: nothing ran
+    if isinstance(exc, EnvFault) or (agent is not None and agent.raised_during_run(exc)):
+        return EXIT_RUN_FAILED
+    if isinstance(exc, UserError | ValueError | FileNotFoundError | FileExistsError
+                  | NotADirectoryError | IsADirectoryError):
+        return EXIT_USER_ERROR
+    return EXIT_RUN_FAILED
+
+
+def _is_ours(exc: BaseException) -> bool:
+    """rltransfer's own errors say what went wrong in words; others get their type name."""
+    return isinstance(exc, UserError) or type(exc).__module__.startswith("rltransfer")
 
 
 if __name__ == "__main__":

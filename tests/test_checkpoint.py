@@ -88,7 +88,7 @@ def test_save_is_atomic_and_refuses_overwrite(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ck, "write_json_atomic", boom)
+    monkeypatch.setattr(ck, "json_text", boom)  # writing the card fails
     with pytest.raises(OSError):
         save_checkpoint(tmp_path / "ck2", _tensors(), {"algo": "ppo"})
     assert not (tmp_path / "ck2").exists()

@@ -2,8 +2,9 @@
 
 :func:`add_commands` registers them on the ``rltransfer`` parser (see :mod:`rltransfer.cli`).
 Each verb's function returns the exit code: ``run`` and ``demo`` exit 1 when a run failed,
-naming it; bad input raises :class:`ValueError` subclasses, which the main entry point prints
-without a traceback.
+naming it, or when the disk filled up ("disk full while writing <path>"); bad input, and an
+output folder another ``rltransfer run`` is using, raise :class:`ValueError` subclasses, which
+the main entry point prints without a traceback (exit 2).
 """
 
 from __future__ import annotations
@@ -56,8 +57,20 @@ def resolve_experiment(value: str | os.PathLike) -> Path:
         f"experiments: {', '.join(shipped) or '(none)'}")
 
 
+def _workers(text: str) -> int:
+    """--workers: a whole number >= 0, checked before anything is written."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a whole number "
+                                         ">= 0 (0 runs everything in this process)")
+    return value
+
+
 def _add_run_args(p: argparse.ArgumentParser, *, workers_help: str) -> None:
-    p.add_argument("--workers", type=int, default=None, help=workers_help)
+    p.add_argument("--workers", type=_workers, default=None, help=workers_help)
     p.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="local: a process pool (default); ray: Ray tasks on --ray-address or "
                         "a local Ray with --workers CPUs")
@@ -141,11 +154,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _run(exp, out: str, args: argparse.Namespace) -> int:
+    import sys
+
+    from rltransfer._io import DiskFullError
     from rltransfer.experiment.driver import run
 
-    result = run(exp, out=out, workers=args.workers, backend=args.backend,
-                 ray_address=args.ray_address, cache=args.cache,
-                 progress=not args.no_progress)
+    try:
+        result = run(exp, out=out, workers=args.workers, backend=args.backend,
+                     ray_address=args.ray_address, cache=args.cache,
+                     progress=not args.no_progress)
+    except DiskFullError as exc:  # the driver's own files (experiment.json): nothing half kept
+        print(f"rltransfer {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     print(f"\n{exp.name}: {result.executed} runs executed, {result.skipped} already finished "
           f"(skipped), in {result.wall_time:.0f} s\n")
     print(result.table())
