@@ -39,6 +39,7 @@ from rltransfer.metrics.per_run import (
     METRICS,
     as_returns,
     as_steps,
+    curve_dip,
     per_run_metrics,
 )
 
@@ -177,6 +178,7 @@ def compute(
             "n_seeds": n,
             "per_seed": {k: [_num(v) if k != "censored" else bool(v) for v in ps[k]] for k in ps},
             "metrics": {},
+            "dip": curve_dip(steps, c),
         }
         for name in metric_names:
             if n >= 2:

@@ -10,6 +10,7 @@ before any training) and the evaluation returns ``returns`` (shape ``(n_evals,)`
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 
 DEFAULT_FINAL_K = 3
 """Number of last evaluations averaged by :func:`final_return`."""
@@ -187,3 +188,27 @@ def per_run_metrics(
         out["time_to_threshold"] = np.asarray(ttt)
         out["censored"] = np.asarray(cens)
     return out
+
+
+def curve_dip(steps: np.ndarray, returns: np.ndarray) -> dict[str, float | None]:
+    """How far the IQM curve over seeds falls below its start after step 0.
+
+    Returns ``{"jumpstart", "lowest", "step", "fraction"}``: the IQM return at step 0, the
+    lowest IQM return at a later evaluation, its step, and ``lowest / jumpstart`` (``None``
+    when the jumpstart is not positive). A transferred agent that collapses before it
+    relearns shows a small fraction; one that never falls below half its start, >= 0.5.
+
+    Example:
+        >>> curve_dip(np.array([0, 10, 20]), np.array([[400.0, 100.0, 500.0]]))
+        {'jumpstart': 400.0, 'lowest': 100.0, 'step': 10.0, 'fraction': 0.25}
+    """
+    steps = as_steps(steps)
+    returns = np.atleast_2d(as_returns(returns, steps.size))
+    center = np.asarray(stats.trim_mean(returns, proportiontocut=0.25, axis=0), dtype=float)
+    start = float(center[0])
+    if center.size < 2:
+        return {"jumpstart": start, "lowest": None, "step": None, "fraction": None}
+    i = int(np.argmin(center[1:])) + 1
+    lowest = float(center[i])
+    return {"jumpstart": start, "lowest": lowest, "step": float(steps[i]),
+            "fraction": lowest / start if start > 0 else None}

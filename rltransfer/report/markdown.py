@@ -118,6 +118,31 @@ def _methods_section(res: Results) -> list[str]:
     return lines + [""]
 
 
+def _dip_lines(m: Mapping[str, Any]) -> list[str]:
+    """A table of how far each method's IQM curve falls below its start after step 0."""
+    rows = []
+    for label, e in m["methods"].items():
+        d = e.get("dip")
+        if not d or d.get("lowest") is None:
+            continue
+        frac = d.get("fraction")
+        rows.append(
+            f"| {label} | {fmt_number(d['jumpstart'])} | {fmt_number(d['lowest'])} "
+            f"| {fmt_number(d['step'])} | {'—' if frac is None else f'{frac:.2f}'} |"
+        )
+    if not rows:
+        return []
+    return [
+        "Lowest point of each IQM curve after step 0 (a transferred agent that collapses "
+        "before it relearns has a small fraction of its jumpstart left):",
+        "",
+        "| method | IQM jumpstart | lowest IQM after step 0 | at step | lowest ÷ jumpstart |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def render_markdown(res: Results, doc: Mapping[str, Any]) -> str:
     """report.md: facts, methods, results with verdicts, runs, notes, wall time, config, versions.
 
@@ -228,6 +253,7 @@ def render_markdown(res: Results, doc: Mapping[str, Any]) -> str:
                 "evaluation return of any run.",
             ]
         lines += ["", "## Curves", "", "![IQM learning curves](curves.png)", ""]
+        lines += _dip_lines(m)
 
     lines += ["## Runs", ""]
     counts = {s: sum(r.status == s for r in res.runs) for s in ("done", "failed", "unfinished")}
