@@ -261,7 +261,8 @@ def _wait_for(cond, timeout: float, what: str) -> None:
 def test_a_second_run_on_the_same_folder_exits_naming_the_first(tmp_path, write_yaml, tiny):
     """Two real `rltransfer run` processes on one folder: the second exits with status 2 and
     a message naming the folder and the first's pid, quickly; the first finishes intact."""
-    tiny.update(methods=["scratch"], seeds=2, steps=4096, eval={"every": 1024, "episodes": 2})
+    # long enough (tens of seconds) that the first is still running when the second starts
+    tiny.update(methods=["scratch"], seeds=2, steps=40_960, eval={"every": 10_240, "episodes": 2})
     path = write_yaml(tiny)
     out = tmp_path / "out"
     first = _cli(path, out, "--workers", "0", stdout=subprocess.DEVNULL,
@@ -282,7 +283,7 @@ def test_a_second_run_on_the_same_folder_exits_naming_the_first(tmp_path, write_
             f"rltransfer run: error: {out} is in use by another rltransfer run (pid "
             f"{first.pid} on ")
         assert took < 30, took  # the time to import rltransfer and plan; no waiting
-        assert first.wait(timeout=300) == 0, first.stderr.read().decode()
+        assert first.wait(timeout=900) == 0, first.stderr.read().decode()
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
