@@ -87,7 +87,7 @@ class AgentInfo:
         return rl_envs.describe(self.env, self.knobs, **_pix(self.pixels))
 
 
-def versions() -> dict[str, str]:
+def versions() -> dict[str, str | None]:
     """Versions of rltransfer and the libraries that shape its results."""
     import gymnasium
     import stable_baselines3
@@ -98,7 +98,17 @@ def versions() -> dict[str, str]:
     return {"rltransfer": __version__, "stable_baselines3": stable_baselines3.__version__,
             "torch": torch.__version__, "torchvision": torchvision.__version__,
             "gymnasium": gymnasium.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+            "mujoco": _dist_version("mujoco"), "python": platform.python_version()}
+
+
+def _dist_version(name: str) -> str | None:
+    """An installed distribution's version without importing it (``None``: not installed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 # --------------------------------------------------------------------------- building
