@@ -350,3 +350,13 @@ def test_speedup_format():
     assert fmt_speedup({"value": 0.5, "low": None, "high": None}) == "0.50×"
     assert fmt_speedup({"value": None, "low": None, "high": None}) == "n/a"
     assert fmt_speedup(None) == "n/a"
+
+
+def test_summary_row_reads_a_committed_report():
+    from rltransfer.report.summary import summary_table
+
+    root = Path(__file__).resolve().parents[1] / "docs" / "results" / "cartpole_demo"
+    table = summary_table([root])
+    row = table.splitlines()[2]
+    assert "| finetune | 1.2× [1.0, 1.8] | +202 [113, 259] | positive |" in row
+    assert "--seeds 5 --out" in row

@@ -110,6 +110,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dir", help="experiment output folder (holding experiment.json)")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("summary", help="one results table over many experiment folders",
+                       description="Print the markdown results table (one row per experiment: "
+                                   "pair, algorithm, budget, best method by AUC difference, "
+                                   "its speed-up and AUC difference with 95% CIs, verdict) "
+                                   "from each folder's metrics.json.")
+    p.add_argument("dirs", nargs="+", help="experiment output folders (holding metrics.json)")
+    p.set_defaults(func=cmd_summary)
+
     p = sub.add_parser("demo", help="the CartPole demo experiment (a few minutes on 2 cores)",
                        description="Run the shipped experiment cartpole_demo "
                                    "(experiments/cartpole_demo.yaml): pretrain on CartPole, "
@@ -151,6 +159,17 @@ def cmd_report(args: argparse.Namespace) -> int:
           f"TensorBoard: {tensorboard_command(args.dir)}")
     failed = [r for r in doc.get("runs", []) if r.get("status") == "failed"]
     return 1 if failed else 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from rltransfer.report.summary import summary_table
+
+    for d in args.dirs:
+        if not (Path(d) / "metrics.json").is_file():
+            raise ValueError(f"{d!r} holds no metrics.json; give experiment output folders "
+                             "(run `rltransfer report DIR` first)")
+    print(summary_table(args.dirs))
+    return 0
 
 
 def _run(exp, out: str, args: argparse.Namespace) -> int:
