@@ -2,7 +2,8 @@
 
 Each line names the field, the value and what is accepted; an unknown field gets a "did you
 mean" and the list of accepted fields of the model it sits in. Presets, experiment files and
-env catalogue entries all report their errors through :func:`error_lines`. Depends on pydantic
+env catalogue entries all report their errors through :func:`error_lines`, and read
+their files through :func:`read_yaml`. Depends on pydantic
 and the standard library only.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -93,3 +95,23 @@ def _accepted(err: Mapping[str, Any]) -> str:
         if key in ctx:
             return f"a number {sign} {ctx[key]}"
     return ""
+
+
+def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
+    """The data of a YAML file (``yaml.safe_load``: data only, nothing is run).
+
+    Broken YAML, a file that is not UTF-8 text and an unreadable file all raise ``error``
+    with one line naming the file; ``what`` says what the file should be ("an experiment
+    file", "a preset file", ...).
+    """
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); "
+                    f"{what} is YAML text") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({exc.strerror or exc})") from None

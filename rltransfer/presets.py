@@ -19,11 +19,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rltransfer._data import data_dir
 from rltransfer._validation import format_validation_error
+from rltransfer._validation import read_yaml as _read_yaml
 
 ALGOS = ("ppo", "sac")
 ACTIVATIONS = {
@@ -238,15 +238,7 @@ def parse_preset(data: Mapping[str, Any], algo: str, *, where: str = "preset") -
 def read_yaml(path: Path) -> Any:
     """The data of a preset YAML file; an unreadable file or broken YAML is a
     :class:`PresetError` naming the file (``yaml.safe_load``: data only)."""
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise PresetError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    except UnicodeDecodeError as exc:
-        raise PresetError(f"{path}: not a UTF-8 text file ({exc.reason} at byte "
-                          f"{exc.start}); a preset file is YAML text") from None
-    except OSError as exc:
-        raise PresetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return _read_yaml(path, PresetError, "a preset file")
 
 
 def load_presets(algo: str, path: str | os.PathLike | None = None) -> dict[str, Preset]:

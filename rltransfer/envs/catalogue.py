@@ -27,10 +27,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from rltransfer._data import data_dir
+from rltransfer._validation import read_yaml
 from rltransfer.envs.errors import EnvError, unknown_name
 from rltransfer.envs.family import (
     _FAMILIES,
@@ -140,15 +140,7 @@ def _catalogue_files() -> list[Path]:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise EnvError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
-    except UnicodeDecodeError as err:
-        raise EnvError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start}); "
-                       "a catalogue file is YAML text") from None
-    except OSError as err:
-        raise EnvError(f"{path}: cannot be read ({err.strerror or err})") from None
+    data = read_yaml(path, EnvError, "a catalogue file") or {}
     if not isinstance(data, dict):
         raise EnvError(f"{path}: top level must be a mapping with 'families' and/or 'pairs'")
     for key in data:

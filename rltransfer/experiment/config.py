@@ -43,10 +43,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rltransfer._validation import format_validation_error
+from rltransfer._validation import format_validation_error, read_yaml
 from rltransfer.metrics import DEFAULT_SUSTAIN
 
 __all__ = [
@@ -336,15 +335,7 @@ def load_experiment(path: str | os.PathLike, *, seeds: int | None = None,
     path = Path(path)
     if not path.is_file():
         raise ExperimentError(f"experiment file {str(path)!r} not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ExperimentError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    except UnicodeDecodeError as exc:
-        raise ExperimentError(f"{path}: not a UTF-8 text file ({exc.reason} at byte "
-                              f"{exc.start}); an experiment file is YAML text") from None
-    except OSError as exc:
-        raise ExperimentError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    data = read_yaml(path, ExperimentError, "an experiment file")
     if not isinstance(data, Mapping):
         raise ExperimentError(f"{path}: expected a mapping of fields (pair, algo, methods, "
                               f"seeds, steps, eval, threshold...), got {type(data).__name__}")

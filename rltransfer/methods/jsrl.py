@@ -31,11 +31,10 @@ from rltransfer.methods.base import (
     OptionalRoles,
     TransferError,
     TransferLog,
-    need_source,
 )
 from rltransfer.methods.guide import GuideWrapper, MarkGuidedSteps, episode_limit
 from rltransfer.methods.registry import register_method
-from rltransfer.methods.weights import move_weights
+from rltransfer.methods.weights import move_roles_if_any
 from rltransfer.sb3 import algo_name
 from rltransfer.sb3.ppo import GuidedRolloutBuffer
 
@@ -84,10 +83,7 @@ class JSRL(Method):
                             deterministic=self.deterministic)
 
     def initialize(self, model: Any, ctx: MethodContext) -> TransferLog:
-        if not self.roles:
-            return super().initialize(model, ctx)
-        return move_weights(model, need_source(ctx, self.name), self.roles, ctx.on_mismatch,
-                            self.label)
+        return move_roles_if_any(model, ctx, self.roles, self.label)
 
     def callbacks(self, model: Any, ctx: MethodContext) -> list[Any]:
         out: list[Any] = [Curriculum(self._schedule)]

@@ -21,11 +21,10 @@ from rltransfer.methods.base import (
     MethodContext,
     OptionalRoles,
     TransferLog,
-    need_source,
 )
 from rltransfer.methods.guide import GuideWrapper
 from rltransfer.methods.registry import register_method
-from rltransfer.methods.weights import move_weights
+from rltransfer.methods.weights import move_roles_if_any
 
 
 @register_method
@@ -62,10 +61,7 @@ class ReplayWarmstart(Method):
                             deterministic=self.deterministic)
 
     def initialize(self, model: Any, ctx: MethodContext) -> TransferLog:
-        if not self.roles:
-            return super().initialize(model, ctx)
-        return move_weights(model, need_source(ctx, self.name), self.roles, ctx.on_mismatch,
-                            self.label)
+        return move_roles_if_any(model, ctx, self.roles, self.label)
 
     def callbacks(self, model: Any, ctx: MethodContext) -> list[Any]:
         return [OfflineSteps(self.steps, self.offline_steps)] if self.offline_steps else []

@@ -128,6 +128,19 @@ def move_weights(model: Any, source: Checkpoint, roles: Iterable[str], on_mismat
     return log
 
 
+def move_roles_if_any(model: Any, ctx: Any, roles: Iterable[str], label: str) -> TransferLog:
+    """For methods whose target may start fresh: ``move_weights`` of ``roles`` from the
+    source, or, with no roles, nothing moved (every parameter listed as fresh)."""
+    roles = list(roles)
+    if not roles:
+        log = TransferLog(label)
+        log.fresh = list(model.policy.state_dict())
+        return log
+    if ctx.source is None:
+        raise TransferError(f"{label}: roles {roles} move weights, but there is no source")
+    return move_weights(model, ctx.source, roles, ctx.on_mismatch, label)
+
+
 def mismatch_table(rows: list[tuple[str, str, tuple | None, tuple]]) -> str:
     """The shape-mismatch table shown when a transfer stops."""
     header = ("role", "parameter", "source shape", "target shape")

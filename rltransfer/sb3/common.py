@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
 
-__all__ = ["AddLoss", "LossTerm", "MethodRuntime", "ParamInfo", "divergence"]
+__all__ = ["AddLoss", "LossTerm", "MethodRuntime", "ParamInfo", "RuntimeMixin", "divergence"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +136,26 @@ class MethodRuntime:
             if values:
                 logger.record(key, float(np.mean(values)))
         self.stats.clear()
+
+
+class RuntimeMixin:
+    """What both learners add to SB3's class: a :class:`MethodRuntime` (``self.rlt``) that is
+    never saved, and the method's callbacks on every ``learn()``.
+
+    Mixed in first (``class TransferPPO(RuntimeMixin, PPO)``), so these methods extend SB3's
+    own through ``super()``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rlt = MethodRuntime()
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "rlt"]  # type: ignore[misc]
+
+    def _init_callback(self, callback: Any, progress_bar: bool = False) -> Any:
+        return super()._init_callback(  # type: ignore[misc]
+            self.rlt.with_callbacks(callback), progress_bar)
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 
-from rltransfer.sb3.common import AddLoss, MethodRuntime, ParamInfo, hooked
+from rltransfer.sb3.common import AddLoss, ParamInfo, RuntimeMixin, hooked
 
 NAME = "ppo"
 RULES = (
@@ -114,7 +114,7 @@ class GuidedRolloutBuffer(RolloutBuffer):
         return super()._get_samples(batch_inds, env)
 
 
-class TransferPPO(PPO):
+class TransferPPO(RuntimeMixin, PPO):
     """PPO that runs a transfer method: its loss terms in every update, its callbacks in
     every ``learn()``.
 
@@ -124,16 +124,6 @@ class TransferPPO(PPO):
     :class:`GuidedRolloutBuffer`, the steps a guide acted in are kept out of the policy and
     entropy losses (their log-probabilities are detached); the value function learns from all.
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.rlt = MethodRuntime()
-
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "rlt"]
-
-    def _init_callback(self, callback: Any, progress_bar: bool = False) -> Any:
-        return super()._init_callback(self.rlt.with_callbacks(callback), progress_bar)
 
     def train(self) -> None:
         with self._method_hooks():

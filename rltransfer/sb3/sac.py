@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from stable_baselines3 import SAC
 
-from rltransfer.sb3.common import AddLoss, MethodRuntime, ParamInfo, hooked
+from rltransfer.sb3.common import AddLoss, ParamInfo, RuntimeMixin, hooked
 
 NAME = "sac"
 ACTOR_RULES = (
@@ -103,7 +103,7 @@ def teacher_distribution(teacher: Any, obs: torch.Tensor) -> Any:
         return teacher.actor.action_dist.proba_distribution(mean, log_std, **kwargs).distribution
 
 
-class TransferSAC(SAC):
+class TransferSAC(RuntimeMixin, SAC):
     """SAC that runs a transfer method: its loss terms in every actor update, its callbacks
     in every ``learn()``, and the guide's executed actions in the replay buffer.
 
@@ -112,16 +112,6 @@ class TransferSAC(SAC):
     actor's actions (which only the actor loss differentiates). When a guide acted in an env
     (``info["rlt_action"]``), the replay buffer stores the action that was executed.
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.rlt = MethodRuntime()
-
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "rlt"]
-
-    def _init_callback(self, callback: Any, progress_bar: bool = False) -> Any:
-        return super()._init_callback(self.rlt.with_callbacks(callback), progress_bar)
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         with self._method_hooks():
