@@ -78,15 +78,15 @@ class JSRL(Method):
         h_max = self.h_max or episode_limit(venv)
         if h_max is None:
             raise TransferError("jsrl: the env declares no step limit; give h_max")
-        self._schedule = Horizon(self, int(h_max), venv.num_envs, ctx.seed)
-        return GuideWrapper(venv, ctx.teacher, self._schedule,
+        return GuideWrapper(venv, ctx.teacher, Horizon(self, int(h_max), venv.num_envs, ctx.seed),
                             deterministic=self.deterministic)
 
     def initialize(self, model: Any, ctx: MethodContext) -> TransferLog:
         return move_roles_if_any(model, ctx, self.roles, self.label)
 
     def callbacks(self, model: Any, ctx: MethodContext) -> list[Any]:
-        out: list[Any] = [Curriculum(self._schedule)]
+        # the options object is shared and frozen; the horizon lives on this model's guide
+        out: list[Any] = [Curriculum(model.env.schedule)]
         if algo_name(model) == "ppo":
             out.append(MarkGuidedSteps())
         return out
