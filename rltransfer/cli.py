@@ -245,7 +245,36 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(envs.format_catalogue())
     if args.what in ("methods", "all"):
         print(format_methods())
+    if args.what in ("encoders", "all"):
+        print(format_encoders())
+    if args.what in ("presets", "all"):
+        print(format_presets())
     return 0
+
+
+def format_encoders() -> str:
+    """The encoder registry: names a preset's ``features_extractor`` accepts."""
+    from rltransfer.encoders import ENCODER_DEFAULTS, ENCODERS
+
+    lines = ["Encoders (preset policy_kwargs.features_extractor):"]
+    for name, target in ENCODERS.items():
+        extra = ENCODER_DEFAULTS.get(name)
+        lines.append(f"  {name:<11} {target}" + (f"  {extra}" if extra else ""))
+    return "\n".join(lines)
+
+
+def format_presets() -> str:
+    """The agent presets per algorithm: name, where its values come from, what it serves."""
+    from rltransfer.presets import ALGOS, load_presets
+
+    lines = ["Agent presets (agents/<algo>.yaml; --preset NAME or experiment `preset:`):"]
+    for algo in ALGOS:
+        lines.append(f"  {algo}:")
+        for name, p in load_presets(algo).items():
+            match = getattr(p, "match", None)
+            lines.append(f"    {name:<22} {getattr(p, 'source', '') or ''}"
+                         + (f"  (also {', '.join(match)})" if match else ""))
+    return "\n".join(lines)
 
 
 def format_methods() -> str:
@@ -373,10 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="checkpoint folder")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("list", help="env families and pairs, or transfer methods",
+    p = sub.add_parser("list", help="env families and pairs, methods, encoders or presets",
                        description="Show the env catalogue (families, knobs and ranges, "
                                    "pairs) or the transfer methods with their options.")
-    p.add_argument("what", nargs="?", choices=["envs", "methods", "all"], default="envs",
+    p.add_argument("what", nargs="?", choices=["envs", "methods", "encoders", "presets", "all"],
+                   default="envs",
                    help="what to list (default: envs)")
     p.set_defaults(func=cmd_list)
 

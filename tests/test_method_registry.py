@@ -105,3 +105,14 @@ def test_cli_method_choices_come_from_the_registry(capsys):
         main(["transfer", "--help"])
     out = capsys.readouterr().out
     assert "{" + ",".join(method_names()) + "}" in "".join(out.split())
+
+
+@pytest.mark.parametrize("what,expect", [
+    ("encoders", ["nature_cnn", "impala_cnn", "resnet18"]),
+    ("presets", ["ppo:", "sac:", "cartpole", "hopper"]),
+])
+def test_list_encoders_and_presets(what, expect, capsys):
+    assert main(["list", what]) == 0
+    out = capsys.readouterr().out
+    for word in expect:
+        assert word in out
