@@ -27,6 +27,8 @@ from rltransfer.envs.catalogue import (
     Pair,
     builtin_dir,
     ensure_loaded,
+    families,
+    get_family,
     get_pair,
     load_file,
     pairs,
@@ -37,9 +39,7 @@ from rltransfer.envs.errors import EnvError, EnvFault
 from rltransfer.envs.family import (
     EnvFamily,
     _register,
-    families,
     find_family,
-    get_family,
     make_member,
     register_family,
 )

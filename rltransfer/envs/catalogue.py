@@ -373,3 +373,27 @@ __all__ = [
     "register_pair",
     "reload",
 ]
+
+
+def get_family(name: str) -> EnvFamily:
+    """The family called ``name`` (case-insensitive; its ``rltransfer/<Title>-v0`` id works too).
+
+    Raises:
+        EnvError: unknown name; the message lists the closest family names.
+
+    Example:
+        >>> import rltransfer.envs as rte
+        >>> sorted(rte.get_family("pendulum").knobs)
+        ['g', 'l', 'm']
+    """
+    ensure_loaded()
+    found = find_family(name)
+    if found is None:
+        raise unknown_name("env family", name, _FAMILIES)
+    return found
+
+
+def families() -> list[EnvFamily]:
+    """All registered families, sorted by name."""
+    ensure_loaded()
+    return [_FAMILIES[k] for k in sorted(_FAMILIES)]

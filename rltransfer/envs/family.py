@@ -323,28 +323,10 @@ def _validation_message(err: ValidationError) -> str:
     return "; ".join(error_lines(err, EnvFamily, Knob))
 
 
-def get_family(name: str) -> EnvFamily:
-    """The family called ``name`` (case-insensitive; its ``rltransfer/<Title>-v0`` id works too).
-
-    Raises:
-        EnvError: unknown name; the message lists the closest family names.
-
-    Example:
-        >>> import rltransfer.envs as rte
-        >>> sorted(rte.get_family("pendulum").knobs)
-        ['g', 'l', 'm']
-    """
-    from rltransfer.envs import catalogue
-
-    catalogue.ensure_loaded()
-    found = find_family(name)
-    if found is None:
-        raise unknown_name("env family", name, _FAMILIES)
-    return found
-
-
 def find_family(name: str) -> EnvFamily | None:
-    """Like :func:`get_family` but returns ``None`` for unknown names (no catalogue load)."""
+    """The registered family called ``name`` (case-insensitive, or its Gymnasium id), or
+    ``None``. Looks only at what is registered; :func:`rltransfer.envs.get_family` loads the
+    catalogue first."""
     if name in _FAMILIES:
         return _FAMILIES[name]
     low = name.lower()
@@ -352,14 +334,6 @@ def find_family(name: str) -> EnvFamily | None:
         if low in (fam.name, fam.gym_name.lower()):
             return fam
     return None
-
-
-def families() -> list[EnvFamily]:
-    """All registered families, sorted by name."""
-    from rltransfer.envs import catalogue
-
-    catalogue.ensure_loaded()
-    return [_FAMILIES[k] for k in sorted(_FAMILIES)]
 
 
 def make_member(family: str, render_mode: str | None = None, **knobs: Any) -> gym.Env:

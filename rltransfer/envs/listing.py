@@ -6,9 +6,8 @@ from typing import Any
 
 import yaml
 
-from rltransfer.envs.catalogue import pairs
+from rltransfer.envs.catalogue import families, pairs
 from rltransfer.envs.errors import EnvError
-from rltransfer.envs.family import families
 from rltransfer.envs.knobs import Knob
 
 

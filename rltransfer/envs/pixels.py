@@ -10,6 +10,9 @@ them as they are.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
+import importlib.util
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -286,12 +289,26 @@ class ChannelFrameStack(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return np.concatenate(self._frames, axis=-1), reward, terminated, truncated, info
 
 
+@functools.cache
+def _load_triton_before_rendering() -> None:
+    """Import ``triton`` (if installed) before the first ``env.render()`` of the process.
+
+    torch imports triton when it builds its first optimizer; on these machines, importing it
+    after MuJoCo has created its EGL context crashes the process (segmentation fault in
+    triton's import). Importing it first avoids that; nothing of triton is used.
+    """
+    if importlib.util.find_spec("triton") is not None:
+        importlib.import_module("triton")
+
+
 def pixel_view(env: gym.Env, spec: PixelSpec, drawer: Drawer | None = None) -> gym.Env:
     """Wrap ``env`` into the pixel view ``spec`` (frame, then channel-axis frame stack)."""
     if spec.renderer == "render":
         drawer = None
     elif spec.renderer == "numpy" and drawer is None:
         raise EnvError("pixels.renderer: 'numpy' but this env has no numpy drawer; use 'render'")
+    if drawer is None:
+        _load_triton_before_rendering()
     env = PixelObservation(env, spec, drawer)
     if spec.frame_stack > 1:
         env = ChannelFrameStack(env, spec.frame_stack)

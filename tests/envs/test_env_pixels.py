@@ -96,3 +96,23 @@ def test_pixel_spec_validation():
         PixelSpec.parse({"frame_stack": 0})
     with pytest.raises(EnvError, match="numpy drawer"):
         rte.make("acrobot", pixels={"renderer": "numpy"})
+
+
+def test_a_mujoco_render_before_the_first_optimizer_does_not_crash(tmp_path):
+    """torch imports triton at its first optimizer; after MuJoCo's EGL context that import
+    segfaulted. The pixel view loads triton before the first render (separate process:
+    the crash kills it)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os; os.environ.setdefault('MUJOCO_GL', 'egl')\n"
+        "import torch, rltransfer.envs as rte\n"
+        "env = rte.make('hopper', pixels={'size': 32}, )\n"
+        "env.reset(seed=0); env.step(env.action_space.sample())\n"
+        "torch.optim.Adam([torch.zeros(1, requires_grad=True)])\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
