@@ -27,6 +27,7 @@ _LAZY = {
     "transfer": "rltransfer.agent:transfer",
     "build_agent": "rltransfer.agent:build_agent",
     "learn_with_eval": "rltransfer.agent:learn_with_eval",
+    "train_and_save": "rltransfer.agent:train_and_save",
     "save_agent": "rltransfer.agent:save_agent",
     "load_agent": "rltransfer.agent:load_agent",
     "import_sb3": "rltransfer.agent:import_sb3",

@@ -24,6 +24,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl as _fcntl
+except ImportError:  # pragma: no cover - Windows
+    _fcntl = None
+
+HAVE_FLOCK = _fcntl is not None
+"""Whether this platform has ``flock`` (every POSIX system; not Windows)."""
+
 _FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
@@ -73,7 +81,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
         try:
-            _flock(fd)  # held until written and renamed: see remove_abandoned_temps
+            flock(fd, wait=False)  # held until written and renamed: see remove_abandoned_temps
             with open(fd, "wb") as fh:
                 write_in_halves(fh, data)
                 fh.flush()
@@ -95,9 +103,7 @@ def remove_abandoned_temps(folder: str | os.PathLike, min_age: float = 1.0) -> i
     ``min_age`` seconds, which covers the instant between its creation and its lock) has no
     live writer. Without ``flock`` (Windows) nothing is deleted.
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover
+    if not HAVE_FLOCK:
         return 0
     removed = 0
     for tmp in Path(folder).glob(f".*{TMP_SUFFIX}"):
@@ -108,23 +114,51 @@ def remove_abandoned_temps(folder: str | os.PathLike, min_age: float = 1.0) -> i
         except OSError:
             continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            tmp.unlink(missing_ok=True)
-            removed += 1
-        except OSError:
-            pass  # a live writer holds it
+            if flock(fd, wait=False):
+                tmp.unlink(missing_ok=True)
+                removed += 1
         finally:
             os.close(fd)
     return removed
 
 
-def _flock(fd: int) -> None:
-    try:
-        import fcntl
+def flock(fd: int, *, shared: bool = False, wait: bool = True) -> bool:
+    """Lock the open file ``fd`` with ``flock``: the one locking primitive of rltransfer.
 
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except (ImportError, OSError):
-        pass
+    The kernel releases the lock when ``fd`` is closed or its process dies, however it dies
+    (``kill -9`` included), so a lock never goes stale. ``shared`` takes a shared lock,
+    ``wait=False`` returns ``False`` at once if another process holds a conflicting one.
+    Returns ``True`` once held. Without ``flock`` (Windows) an exclusive lock falls back to
+    ``msvcrt.locking`` and a shared one is not taken (``True``; see :data:`HAVE_FLOCK`).
+    """
+    if _fcntl is None:  # pragma: no cover - Windows
+        if shared:
+            return True
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK if not wait else msvcrt.LK_LOCK, 1)
+        except OSError:
+            return False
+        return True
+    op = (_fcntl.LOCK_SH if shared else _fcntl.LOCK_EX) | (0 if wait else _fcntl.LOCK_NB)
+    try:
+        _fcntl.flock(fd, op)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike, *, shared: bool = False) -> Iterator[None]:
+    """Hold a :func:`flock` on the file ``path`` (created if missing) for the ``with`` block,
+    waiting for other holders first."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        flock(fd, shared=shared)
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the file stays (deleting it would race)
 
 
 def write_in_halves(fh: Any, data: bytes) -> None:

@@ -25,7 +25,6 @@ import contextlib
 import io
 import logging
 import os
-import platform
 import random
 import time
 import zipfile
@@ -48,6 +47,7 @@ from stable_baselines3.common.vec_env import (
 )
 
 from rltransfer import envs as rl_envs
+from rltransfer._versions import versions
 from rltransfer.checkpoint import (
     MODEL_FILE,
     Checkpoint,
@@ -59,7 +59,7 @@ from rltransfer.checkpoint import (
 from rltransfer.methods import BuildSpec, MethodContext, TransferError, TransferLog, get_method
 from rltransfer.presets import NormalizeSpec, Preset, check_algo, parse_preset, resolve_preset
 from rltransfer.sb3 import LEARNERS
-from rltransfer.training import EvalCurveCallback, evaluate, learn_checked
+from rltransfer.training import EvalCurveCallback, learn_checked
 
 log = logging.getLogger("rltransfer")
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = LEARNERS
@@ -85,30 +85,6 @@ class AgentInfo:
 
     def env_description(self) -> dict[str, Any]:
         return rl_envs.describe(self.env, self.knobs, **_pix(self.pixels))
-
-
-def versions() -> dict[str, str | None]:
-    """Versions of rltransfer and the libraries that shape its results."""
-    import gymnasium
-    import stable_baselines3
-    import torchvision
-
-    from rltransfer import __version__
-
-    return {"rltransfer": __version__, "stable_baselines3": stable_baselines3.__version__,
-            "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "gymnasium": gymnasium.__version__, "numpy": np.__version__,
-            "mujoco": _dist_version("mujoco"), "python": platform.python_version()}
-
-
-def _dist_version(name: str) -> str | None:
-    """An installed distribution's version without importing it (``None``: not installed)."""
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 # --------------------------------------------------------------------------- building
@@ -245,28 +221,34 @@ def pretrain(env: str, *, algo: str = "ppo", steps: int, seed: int,
              overrides: Mapping[str, Any] | None = None, out: str | os.PathLike,
              eval_episodes: int = 10, progress_bar: bool = True,
              tensorboard_log: str | os.PathLike | None = None, overwrite: bool = False,
-             device: str = "cpu") -> Path:
+             device: str = "cpu", eval_every: int | None = None,
+             curve_csv: str | os.PathLike | None = None,
+             extra: Mapping[str, Any] | None = None) -> Path:
     """Train a source agent on ``env`` for ``steps`` steps, evaluate it, write a checkpoint.
 
-    Returns the checkpoint folder ``out``.
+    The one pretraining path: ``rltransfer pretrain``, this function and the experiment
+    runner's source runs all come here. It evaluates at step 0, every ``eval_every`` steps
+    (default: only at the end) and after the last step; ``curve_csv`` receives the curve.
+    ``preset`` may also be an already resolved :class:`rltransfer.presets.Preset`, used as
+    is. Returns the checkpoint folder ``out``; its card's ``evaluation`` is the final point.
     """
     _check_steps(steps)
     if not isinstance(eval_episodes, int | np.integer) or eval_episodes < 1:
         raise ValueError(f"eval_episodes={eval_episodes!r}: must be a whole number >= 1")
+    if eval_every is not None and (not isinstance(eval_every, int | np.integer)
+                                   or eval_every < 1):
+        raise ValueError(f"eval_every={eval_every!r}: must be a whole number of steps >= 1")
     if Path(out).exists() and not overwrite:  # before training, not after
         raise CheckpointError(f"checkpoint folder {str(out)!r} already exists; pass "
                               "overwrite=True (--overwrite) or choose another folder")
     model = build_agent(env, algo=algo, seed=seed, knobs=knobs, pixels=pixels, preset=preset,
                         overrides=overrides, tensorboard_log=tensorboard_log, device=device)
-    t0 = time.perf_counter()
     with during_run("pretraining"):
-        if steps:
-            model.learn(steps, progress_bar=progress_bar, tb_log_name="pretrain")
-        wall = time.perf_counter() - t0
-        stats = evaluate(model, make_eval_env(model), episodes=eval_episodes,
-                         seed=seed + EVAL_SEED_OFFSET)
-    return save_agent(model, out, evaluation=stats, overwrite=overwrite,
-                      extra={"train_wall_time": round(wall, 3)})
+        train_and_save(model, steps, out=out, eval_every=eval_every or max(steps, 1),
+                       eval_episodes=eval_episodes, curve_csv=curve_csv,
+                       progress_bar=progress_bar, overwrite=overwrite, extra=extra,
+                       tb_log_name="pretrain")
+    return Path(out)
 
 
 def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
@@ -364,12 +346,14 @@ def make_teacher(source: Checkpoint, env: str, *,
 def learn_with_eval(model: BaseAlgorithm, steps: int, *, eval_every: int, eval_episodes: int,
                     curve_csv: str | os.PathLike | None = None, progress_bar: bool = False,
                     tb_log_name: str = "run", on_eval=None) -> list[dict[str, float]]:
-    """Train ``model`` for ``steps`` steps, evaluating at step 0 and every ``eval_every``.
+    """Train ``model`` for ``steps`` steps, evaluating at step 0, every ``eval_every`` and at
+    the end.
 
-    Returns the curve rows (also written to ``curve_csv``). ``steps=0`` evaluates the
-    initialized agent once and trains nothing. A parameter, loss, reward or return that
-    becomes NaN or infinite stops training with :class:`rltransfer.training.DivergedError`
-    (``diverged at step N: ...``).
+    Returns the curve rows (also written to ``curve_csv``); the last row is the trained
+    agent's (an evaluation is added after the last step if the schedule did not fall on it).
+    ``steps=0`` evaluates the initialized agent once and trains nothing. A parameter, loss,
+    reward or return that becomes NaN or infinite stops training with
+    :class:`rltransfer.training.DivergedError` (``diverged at step N: ...``).
     """
     _check_steps(steps)
     info = _info(model)
@@ -379,7 +363,32 @@ def learn_with_eval(model: BaseAlgorithm, steps: int, *, eval_every: int, eval_e
     # learn_checked: model.learn with a DivergenceCallback first (issue #13.4)
     with during_run("training"):
         learn_checked(model, steps, cb, progress_bar=progress_bar, tb_log_name=tb_log_name)
+        if cb.rows[-1]["step"] < steps:  # the schedule missed the end: evaluate the final agent
+            cb.evaluate_now()
     return cb.rows
+
+
+def train_and_save(model: BaseAlgorithm, steps: int, *, out: str | os.PathLike,
+                   eval_every: int, eval_episodes: int,
+                   curve_csv: str | os.PathLike | None = None, progress_bar: bool = False,
+                   overwrite: bool = False, extra: Mapping[str, Any] | None = None,
+                   tb_log_name: str = "run") -> list[dict[str, float]]:
+    """:func:`learn_with_eval`, then :func:`save_agent` into ``out`` with the final point as
+    the checkpoint's evaluation (and ``train_wall_time``). Returns the curve rows.
+
+    What pretraining, ``rltransfer transfer`` and every experiment run do after building
+    their agent.
+    """
+    t0 = time.perf_counter()
+    rows = learn_with_eval(model, steps, eval_every=eval_every, eval_episodes=eval_episodes,
+                           curve_csv=curve_csv, progress_bar=progress_bar,
+                           tb_log_name=tb_log_name)
+    last = rows[-1]
+    evaluation = {"mean": last["mean_return"], "std": last["std_return"],
+                  "episodes": int(last["episodes"]), "step": int(last["step"])}
+    save_agent(model, out, evaluation=evaluation, overwrite=overwrite,
+               extra={"train_wall_time": round(time.perf_counter() - t0, 3), **(extra or {})})
+    return rows
 
 
 # --------------------------------------------------------------------------- checkpoints

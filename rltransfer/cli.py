@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from rltransfer import rundir
 from rltransfer.methods import method_names
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -154,8 +155,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    from rltransfer.agent import learn_with_eval, save_agent, transfer
-    from rltransfer.training import evaluate
+    from rltransfer.agent import train_and_save, transfer
 
     method: Any = args.method
     options = _json_arg(args.method_options, "--method-options") or {}
@@ -178,22 +178,20 @@ def cmd_transfer(args: argparse.Namespace) -> int:
                                         if tlog.reinit else ""))
     for note in tlog.notes:
         print(f"  note: {note}")
-    from rltransfer.agent import EVAL_SEED_OFFSET, during_run, make_eval_env
+    from rltransfer.agent import during_run
 
     with during_run("transfer"):  # from here on a failure is the run's, not the input's
         out.mkdir(parents=True, exist_ok=True)
-        curve = out / "curve.csv"
-        if curve.exists():
-            curve.unlink()
+        curve = out / rundir.CURVE
+        curve.unlink(missing_ok=True)
         every = args.eval_every or max(args.steps // 10, 1)
-        rows = learn_with_eval(model, args.steps, eval_every=every,
-                               eval_episodes=args.eval_episodes, curve_csv=curve,
-                               progress_bar=not args.no_progress)
-        final = evaluate(model, make_eval_env(model), episodes=args.eval_episodes,
-                         seed=args.seed + EVAL_SEED_OFFSET)
-        ckpt = save_agent(model, out / "checkpoint", evaluation=final, overwrite=True)
+        ckpt = out / rundir.CHECKPOINT
+        rows = train_and_save(model, args.steps, out=ckpt, eval_every=every,
+                              eval_episodes=args.eval_episodes, curve_csv=curve,
+                              progress_bar=not args.no_progress, overwrite=True)
+    final = rows[-1]
     print(f"curve: {curve} ({len(rows)} points)\ncheckpoint: {ckpt}\n"
-          f"evaluation return: {final['mean']:.2f} ± {final['std']:.2f} "
+          f"evaluation return: {final['mean_return']:.2f} ± {final['std_return']:.2f} "
           f"(jumpstart {rows[0]['mean_return']:.2f})")
     return 0
 

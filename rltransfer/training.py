@@ -14,7 +14,6 @@ letting it write a curve of NaNs. An evaluation whose return is not finite raise
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import time
@@ -29,9 +28,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
-from rltransfer._io import disk_full_names
-
-CURVE_HEADER = ("step", "mean_return", "std_return", "episodes", "wall_time")
+from rltransfer.rundir import append_curve
 
 
 class DivergedError(RuntimeError):
@@ -98,11 +95,6 @@ class EvalCurveCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         self._t0 = time.perf_counter()
-        if self.csv_path is not None and not self.csv_path.exists():
-            with disk_full_names(self.csv_path):
-                self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.csv_path, "w", newline="") as fh:
-                    csv.writer(fh).writerow(CURVE_HEADER)
         if self.num_timesteps == 0 or not self.rows:
             self._evaluate()
             self._next = self.num_timesteps + self.every
@@ -113,6 +105,13 @@ class EvalCurveCallback(BaseCallback):
             while self._next <= self.num_timesteps:
                 self._next += self.every
         return True
+
+    def evaluate_now(self) -> dict[str, float]:
+        """Evaluate the model as it is now (after training: its final point); returns the row."""
+        self.num_timesteps = int(self.model.num_timesteps)
+        if not self.rows or self.rows[-1]["step"] != self.num_timesteps:
+            self._evaluate()
+        return self.rows[-1]
 
     def _evaluate(self) -> None:
         stats = evaluate(self.model, self.eval_env, episodes=self.episodes, seed=self.seed)
@@ -131,8 +130,7 @@ class EvalCurveCallback(BaseCallback):
         self.logger.record("eval/std_return", row["std_return"])
         self.logger.dump(step=row["step"])
         if self.csv_path is not None:
-            with disk_full_names(self.csv_path), open(self.csv_path, "a", newline="") as fh:
-                csv.writer(fh).writerow([row[k] for k in CURVE_HEADER])
+            append_curve(self.csv_path, row)
         if self.on_eval is not None:
             self.on_eval(row)
 
@@ -217,10 +215,3 @@ def learn_checked(model: Any, steps: int, callback: Any = None, **learn_kwargs: 
 
 def _kind(x: float) -> str:
     return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-
-
-def read_curve(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a curve CSV into arrays keyed by column name."""
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return {k: np.asarray([float(r[k]) for r in rows]) for k in CURVE_HEADER}

@@ -26,6 +26,8 @@ import traceback
 from collections.abc import Iterable
 from typing import Any
 
+from rltransfer import rundir
+from rltransfer._io import flock
 from rltransfer.experiment.plan import RunSpec
 from rltransfer.experiment.runner import execute
 
@@ -86,12 +88,8 @@ def _hold_workers_lock(path: str) -> None:
     """A shared ``flock`` on ``<out>/.lock-workers`` until this process ends (see
     :func:`rltransfer.experiment.driver.wait_for_workers`)."""
     global _WORKERS_LOCK_FD
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - no flock
-        return
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_SH)
+    flock(fd, shared=True)
     _WORKERS_LOCK_FD = fd  # never closed: the kernel releases it when the worker dies
 
 
@@ -235,14 +233,9 @@ def make_backend(name: str, workers: int | None, address: str | None = None, *,
 
 
 def _crashed(spec: RunSpec, exc: BaseException) -> dict[str, Any]:
-    from pathlib import Path
-
-    from rltransfer._io import write_text_atomic
-    from rltransfer.experiment.runner import ERROR
-
     tb = "".join(traceback.format_exception(exc))
     text = f"the process running this run died: {type(exc).__name__}: {exc}\n\n{tb}"
     with contextlib.suppress(OSError):
-        write_text_atomic(Path(spec.run_dir) / ERROR, text)
+        rundir.write_error(spec.run_dir, text)
     return {"run_id": spec.run_id, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
             "traceback": text}

@@ -239,6 +239,9 @@ class MethodSetup:
     """The preset of this method's runs (the experiment's unless the entry gives one)."""
     overrides: dict[str, Any] | None
     """The experiment's overrides with the entry's merged over them."""
+    resolved: dict[str, Any]
+    """The full preset of this method's runs on the target (``preset`` with ``overrides``,
+    every default filled in): resolved once, here, and read as is by the plan and the runs."""
 
     def to_json(self, preset: Any = None, overrides: Any = None) -> MethodSpec | dict[str, Any]:
         """The short form where it says everything (given the experiment's ``preset`` and
@@ -275,6 +278,12 @@ class Experiment:
     source_steps: int
     source_seed: int
     on_mismatch: str
+    source_preset: dict[str, Any]
+    """The full preset of the source pretraining (the experiment's preset and overrides on
+    the source env), resolved once."""
+    target_preset: dict[str, Any]
+    """The experiment's preset and overrides on the target env, resolved once (each method's
+    own, which may differ, is :attr:`MethodSetup.resolved`)."""
     sustain: int = DEFAULT_SUSTAIN
     """Evaluations in a row at or above ``threshold`` for the time to threshold (report only:
     not part of any run id)."""
@@ -418,9 +427,10 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
     # --- hyperparameters: resolve now so mistakes surface before anything runs
     from rltransfer.presets import PresetError
 
+    presets = {}
     for field, member in (("target", target), ("source", source)):
         try:
-            resolved_preset(member, cfg.algo, cfg.preset, cfg.overrides)
+            presets[field] = resolved_preset(member, cfg.algo, cfg.preset, cfg.overrides)
         except (PresetError, ValueError) as exc:
             name = "overrides" if cfg.overrides else "preset"
             raise fail(name, f"(for the {field} env {member.env!r}) {exc}") from None
@@ -429,7 +439,7 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
     if AGENT_SOURCE in cfg.sources:
         raise fail(f"sources.{AGENT_SOURCE}", f"{AGENT_SOURCE!r} is the RL agent pretrained on "
                                               "the source env; give named sources other names")
-    setups = _check_methods(cfg, target, where)
+    setups = _check_methods(cfg, target, where, presets["target"])
 
     return Experiment(
         name=str(cfg.name or (path.stem if path else "experiment")),
@@ -438,7 +448,9 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
         setups=setups, sources=dict(cfg.sources), seeds=seed_list, steps=n_steps,
         eval_every=int(every), eval_episodes=cfg.eval.episodes, threshold=threshold,
         source_steps=int(source_steps), source_seed=cfg.source_seed,
-        on_mismatch=cfg.on_mismatch, sustain=cfg.sustain, path=path,
+        on_mismatch=cfg.on_mismatch, source_preset=presets["source"],
+        target_preset=presets["target"], sustain=cfg.sustain,
+        path=path,
     )
 
 
@@ -463,8 +475,12 @@ def _check_member(member: Member, where: str) -> None:
         raise ExperimentError(f"{where}: {exc}") from None
 
 
-def _check_methods(cfg: ExperimentConfig, target: Member, where: str) -> list[MethodSetup]:
-    """Resolve every ``methods`` item: spec, source, preset, unique label; scratch first."""
+def _check_methods(cfg: ExperimentConfig, target: Member, where: str,
+                   target_preset: dict[str, Any]) -> list[MethodSetup]:
+    """Resolve every ``methods`` item: spec, source, full preset, unique label; scratch first.
+
+    ``target_preset`` is the experiment's preset resolved on the target: the preset of every
+    method that gives neither its own preset nor overrides."""
     from rltransfer.methods import get_method
     from rltransfer.presets import PresetError
 
@@ -497,19 +513,21 @@ def _check_methods(cfg: ExperimentConfig, target: Member, where: str) -> list[Me
             raise ExperimentError(f"{at}: {item!r} duplicates method {label!r}; each method "
                                   "appears once (give it a distinct `label`)")
         overrides = {**base_overrides, **(entry.overrides or {})}
+        resolved = target_preset
         if entry.preset is not None or entry.overrides:
             try:
-                resolved_preset(target, cfg.algo, entry.preset or cfg.preset, overrides)
+                resolved = resolved_preset(target, cfg.algo, entry.preset or cfg.preset,
+                                           overrides)
             except (PresetError, ValueError) as exc:
                 raise ExperimentError(f"{at} ({label}): preset: {exc}") from None
         setups.append(MethodSetup(
             label=label, spec=m.spec(), source=source,
             preset=entry.preset if entry.preset is not None else cfg.preset,
-            overrides=overrides or None))
+            overrides=overrides or None, resolved=resolved))
     labels = [s.label for s in setups]
     if "scratch" not in labels:
         setups.insert(0, MethodSetup("scratch", "scratch", None, cfg.preset,
-                                     base_overrides or None))
+                                     base_overrides or None, resolved=target_preset))
     elif labels[0] != "scratch":
         setups.insert(0, setups.pop(labels.index("scratch")))
     return setups

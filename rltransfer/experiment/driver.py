@@ -17,17 +17,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rltransfer import rundir
 from rltransfer._io import (
+    HAVE_FLOCK,
     DiskFullError,
+    flock,
     remove_abandoned_temps,
     write_json_atomic,
-    write_text_atomic,
 )
+from rltransfer._versions import versions
 from rltransfer.experiment.backends import make_backend
 from rltransfer.experiment.config import Experiment, load_experiment, resolve_experiment
 from rltransfer.experiment.plan import Plan, RunSpec, make_plan
 from rltransfer.experiment.progress import Progress
-from rltransfer.experiment.runner import ERROR, clear_run, is_done
+from rltransfer.experiment.runner import clear_run
+from rltransfer.rundir import ERROR, is_done
 
 __all__ = ["ExperimentBusyError", "ExperimentResult", "FailedRun", "run"]
 
@@ -251,10 +255,9 @@ def _schedule(plan: Plan, todo: list[RunSpec], be: Any, progress: Progress, out:
 
 def _skip_dependent(dep: RunSpec, source: RunSpec) -> None:
     clear_run(dep)
-    write_text_atomic(Path(dep.run_dir) / ERROR,
-                      f"not run: the source pretraining run {source.run_id} failed; see "
-                      f"{source.run_dir}/{ERROR}\n")
-    write_json_atomic(Path(dep.run_dir) / "config.json", dep.config_json())
+    rundir.write_error(dep.run_dir, f"not run: the source pretraining run {source.run_id} "
+                                    f"failed; see {source.run_dir}/{ERROR}\n")
+    rundir.write_config(dep.run_dir, dep.config_json())
 
 
 # --------------------------------------------------------------------------- files
@@ -282,7 +285,7 @@ def _lock(out: Path):
     path = out / LOCK
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        if not _try_lock(fd):
+        if not flock(fd, wait=False):
             raise ExperimentBusyError(
                 f"{out} is in use by another rltransfer run ({_holder(path)}); wait for it to "
                 "finish (or stop it), then run this again")
@@ -304,45 +307,20 @@ def wait_for_workers(out: Path, timeout: float = ORPHAN_WAIT_S) -> None:
     :mod:`rltransfer.experiment.backends`), but this makes it a guarantee: a new driver
     never deletes or redoes a run folder that a worker of a killed driver still writes.
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - no flock: the workers' parent watch remains
+    if not HAVE_FLOCK:  # pragma: no cover - no flock: the workers' parent watch remains
         return
     fd = os.open(out / WORKERS_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise ExperimentBusyError(
-                        f"{out}: worker processes of an earlier rltransfer run still hold "
-                        f"{out / WORKERS_LOCK} after {timeout:.0f} s; stop them, then run "
-                        "this again") from None
-                time.sleep(0.05)
+        while not flock(fd, wait=False):
+            if time.monotonic() > deadline:
+                raise ExperimentBusyError(
+                    f"{out}: worker processes of an earlier rltransfer run still hold "
+                    f"{out / WORKERS_LOCK} after {timeout:.0f} s; stop them, then run "
+                    "this again") from None
+            time.sleep(0.05)
     finally:
         os.close(fd)
-
-
-def _try_lock(fd: int) -> bool:
-    """Take an exclusive lock on ``fd`` without waiting; False if another process holds it."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        import msvcrt
-
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
 
 
 def _holder(path: Path) -> str:
@@ -377,7 +355,7 @@ def _prepare_out(plan: Plan) -> None:
     an earlier call with other ``--steps``) must not stay there; they are moved back when a
     later plan contains them again.
     """
-    runs = plan.out / "runs"
+    runs = plan.out / rundir.RUNS
     runs.mkdir(parents=True, exist_ok=True)
     for tmp in runs.glob(".*"):  # leftovers of an interrupted copy
         shutil.rmtree(tmp, ignore_errors=True)
@@ -399,9 +377,8 @@ def _prepare_out(plan: Plan) -> None:
 
 
 def _write_experiment_json(plan: Plan) -> None:
-    from rltransfer.agent import versions
     exp = plan.experiment
-    write_json_atomic(plan.out / "experiment.json", {
+    write_json_atomic(plan.out / rundir.EXPERIMENT, {
         "name": exp.name, "description": exp.description,
         "pair": exp.pair or f"{exp.source.env}->{exp.target.env}", "algo": exp.algo,
         "methods": exp.method_labels, "seeds": exp.seeds, "steps": exp.steps,

@@ -29,8 +29,8 @@ from rltransfer.experiment.config import (
     SOURCE_EVAL_POINTS,
     Experiment,
     Member,
-    resolved_preset,
 )
+from rltransfer.rundir import RUNS, TENSORBOARD
 
 __all__ = ["PLAN_FORMAT", "SOURCE_KINDS", "Plan", "RunSpec", "default_cache", "make_plan",
            "run_id_of", "safe_name"]
@@ -155,8 +155,8 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
 
     out = Path(out).resolve()
     cache_dir = Path(cache).expanduser().resolve() if cache else default_cache(out)
-    runs_dir = out / "runs"
-    tb_root = out / "tb"
+    runs_dir = out / RUNS
+    tb_root = out / TENSORBOARD
 
     def describe(m: Member) -> dict[str, Any]:
         return envs.describe(m.env, m.knobs, **({"pixels": m.pixels} if m.pixels else {}))
@@ -166,7 +166,7 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
 
     sources: dict[str, RunSpec] = {}
     if exp.needs_source:
-        preset = resolved_preset(exp.source, exp.algo, exp.preset, exp.overrides)
+        preset = exp.source_preset
         every = max(exp.source_steps // SOURCE_EVAL_POINTS, 1)
         identity = {
             "format": PLAN_FORMAT, "kind": "pretrain", "env": describe(exp.source),
@@ -184,18 +184,16 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
             tb_dir=str(tb_root / "pretrain" / f"seed_{exp.source_seed}"),
             cache_dir=str(cache_dir / rid),
         )
-    target_preset = resolved_preset(exp.target, exp.algo, exp.preset, exp.overrides)
     for name in exp.used_sources:
         if name != AGENT_SOURCE:
-            sources[name] = _ssl_source(exp, name, target_preset, describe(exp.source),
+            sources[name] = _ssl_source(exp, name, exp.target_preset, describe(exp.source),
                                         runs_dir, tb_root, cache_dir)
 
     target_desc = describe(exp.target)
     runs = []
     seen: dict[str, str] = {}
     for m in exp.setups:
-        preset = (target_preset if (m.preset, m.overrides) == (exp.preset, exp.overrides)
-                  else resolved_preset(exp.target, exp.algo, m.preset, m.overrides))
+        preset = m.resolved
         src = sources[m.source] if m.source is not None else None
         for seed in exp.seeds:
             identity = {

@@ -8,34 +8,15 @@ pretraining and short runs weigh what they cost) and names the runs in flight.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from rltransfer.experiment.plan import SOURCE_KINDS, RunSpec
+from rltransfer.rundir import CURVE, last_step
 
-__all__ = ["Progress", "last_step"]
-
-
-def last_step(curve_csv: str | os.PathLike) -> int:
-    """The step of the last complete row of a curve file (0 if none)."""
-    try:
-        with open(curve_csv, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(size - 512, 0))
-            tail = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return 0
-    lines = [ln for ln in tail.split("\n")[:-1] if ln and ln[0].isdigit()]
-    if not lines:
-        return 0
-    try:
-        return int(float(lines[-1].split(",", 1)[0]))
-    except ValueError:
-        return 0
+__all__ = ["Progress"]
 
 
 class Progress:
@@ -100,7 +81,7 @@ class Progress:
             is_source = spec.kind in SOURCE_KINDS
             if not is_source and not Path(spec.run_dir).is_dir():
                 continue  # submitted, waiting for a free worker
-            step = min(last_step(Path(spec.run_dir) / "curve.csv"), spec.steps)
+            step = min(last_step(Path(spec.run_dir) / CURVE), spec.steps)
             if is_source and spec.cache_dir:
                 step = max(step, _pretrain_step(spec))
             active_steps += step
@@ -121,7 +102,7 @@ def _pretrain_step(spec: RunSpec) -> int:
     cache = Path(spec.cache_dir or "")
     best = 0
     for tmp in cache.parent.glob(f".{spec.run_id}.*"):
-        best = max(best, last_step(tmp / "curve.csv"))
+        best = max(best, last_step(tmp / CURVE))
     return min(best, spec.steps)
 
 

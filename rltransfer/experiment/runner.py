@@ -1,16 +1,13 @@
 """Executing one run, in whatever process a backend gives it.
 
 :func:`execute` is the only entry point a backend calls. It uses one torch thread, writes the
-run folder and never raises: an exception becomes ``error.txt`` (the traceback) and a
-``failed`` status. The folder of a run::
+run folder (its layout: :mod:`rltransfer.rundir`) and never raises: an exception becomes
+``error.txt`` (the traceback) and a ``failed`` status. A folder without ``done.json`` is
+incomplete; whoever executes the run again deletes it first.
 
-    config.json   what defines the run (written first)
-    curve.csv     evaluation curve, appended as training goes
-    checkpoint/   the final agent (written atomically by save_agent)
-    done.json     written last and atomically: the only proof that the run finished
-    error.txt     the traceback, if the run raised (then no done.json)
-
-A folder without ``done.json`` is incomplete; whoever executes the run again deletes it first.
+Training goes through the agent layer's one path: a source run is
+:func:`rltransfer.agent.pretrain`, a transfer run :func:`rltransfer.agent.transfer` followed
+by :func:`rltransfer.agent.train_and_save`, each with the run's resolved preset as is.
 
 The source pretraining trains into a temporary folder in the cache, renamed to
 ``<cache>/<run_id>`` once complete; a cached source with ``done.json`` whose checkpoint
@@ -21,31 +18,20 @@ experiment's own ``runs/<run_id>/`` so the results folder stands alone.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rltransfer._io import disk_full_names, write_json_atomic, write_text_atomic
+from rltransfer import rundir
+from rltransfer._io import disk_full_names, locked
 from rltransfer.experiment.plan import SOURCE_KINDS, RunSpec
+from rltransfer.rundir import CHECKPOINT, CURVE, DONE, LOSS, is_done
 
-__all__ = ["clear_run", "execute", "is_done"]
-
-DONE = "done.json"
-ERROR = "error.txt"
-CONFIG = "config.json"
-CURVE = "curve.csv"
-CHECKPOINT = "checkpoint"
-
-
-def is_done(run_dir: str | os.PathLike) -> bool:
-    """Whether a run folder holds a finished run (its ``done.json``)."""
-    return (Path(run_dir) / DONE).is_file()
+__all__ = ["clear_run", "execute"]
 
 
 def clear_run(spec: RunSpec) -> None:
@@ -73,12 +59,8 @@ def execute(spec: RunSpec) -> dict[str, Any]:
                 "wall_time": round(time.perf_counter() - t0, 3), **info}
     except Exception as exc:
         tb = traceback.format_exc()
-        try:
-            Path(spec.run_dir).mkdir(parents=True, exist_ok=True)
-            (Path(spec.run_dir) / DONE).unlink(missing_ok=True)
-            write_text_atomic(Path(spec.run_dir) / ERROR, tb)
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            rundir.write_error(spec.run_dir, tb)
         return {"run_id": spec.run_id, "status": "failed",
                 "error": f"{type(exc).__name__}: {exc}", "traceback": tb,
                 "wall_time": round(time.perf_counter() - t0, 3)}
@@ -90,42 +72,44 @@ def _start(spec: RunSpec) -> Path:
     clear_run(spec)
     run_dir = Path(spec.run_dir)
     run_dir.mkdir(parents=True)
-    write_json_atomic(run_dir / CONFIG, spec.config_json())
+    rundir.write_config(run_dir, spec.config_json())
     return run_dir
 
 
 def _finish(run_dir: Path, t0: float, wall_time: float | None = None, **extra: Any) -> None:
     wall = round(time.perf_counter() - t0, 3) if wall_time is None else wall_time
-    write_json_atomic(run_dir / DONE, {
-        "wall_time": wall, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **extra})
+    rundir.write_done(run_dir, {"wall_time": wall, **extra})
 
 
 def _train(spec: RunSpec, run_dir: Path, source: str | None) -> dict[str, Any]:
-    """Build (transfer), train with evaluation, save the final agent; returns done extras."""
-    from rltransfer.agent import learn_with_eval, save_agent, transfer
+    """Build (pretrain or transfer), train with evaluation, save the final agent; returns the
+    extras of ``done.json``."""
+    from rltransfer.agent import pretrain, train_and_save, transfer
+    from rltransfer.checkpoint import load_checkpoint
+    from rltransfer.presets import parse_preset
 
     env = spec.env
-    preset = {k: v for k, v in spec.preset.items() if k != "algo"}
-    model = transfer(source, env["env"], method=spec.method_spec or "scratch", seed=spec.seed,
-                     algo=spec.algo, knobs=env.get("knobs") or None, pixels=env.get("pixels"),
-                     preset=preset, on_mismatch=spec.on_mismatch,
-                     tensorboard_log=spec.tb_dir, device="cpu")
-    t0 = time.perf_counter()
-    rows = learn_with_eval(model, spec.steps, eval_every=spec.eval_every,
-                           eval_episodes=spec.eval_episodes, curve_csv=run_dir / CURVE,
-                           tb_log_name=spec.run_id)
-    if rows[-1]["step"] < spec.steps:  # the schedule missed the end: evaluate the final agent
-        rows.append(_final_evaluation(model, spec, run_dir / CURVE, time.perf_counter() - t0))
-    last = rows[-1]
-    evaluation = {"mean": last["mean_return"], "std": last["std_return"],
-                  "episodes": int(last["episodes"]), "step": int(last["step"])}
-    save_agent(model, run_dir / CHECKPOINT, evaluation=evaluation,
-               extra={"run_id": spec.run_id})
-    tlog = getattr(model, "rltransfer_log", None)
-    return {"steps": int(model.num_timesteps), "final_return": last["mean_return"],
-            "jumpstart": rows[0]["mean_return"], "evaluations": len(rows),
-            "transfer": tlog.summary() if tlog is not None else None}
+    common = {"seed": spec.seed, "algo": spec.algo, "knobs": env.get("knobs") or None,
+              "pixels": env.get("pixels"), "tensorboard_log": spec.tb_dir, "device": "cpu",
+              "preset": parse_preset(spec.preset, spec.algo, where=f"run {spec.run_id}")}
+    train = {"eval_every": spec.eval_every, "eval_episodes": spec.eval_episodes,
+             "curve_csv": run_dir / CURVE, "progress_bar": False,
+             "extra": {"run_id": spec.run_id}}
+    tlog = None
+    if spec.kind == "pretrain":
+        ckpt = pretrain(env["env"], steps=spec.steps, out=run_dir / CHECKPOINT, **train,
+                        **common)
+        returns = rundir.read_curve(run_dir / CURVE)["mean_return"].tolist()
+        steps = int(load_checkpoint(ckpt).card["steps"])
+    else:
+        model = transfer(source, env["env"], method=spec.method_spec or "scratch",
+                         on_mismatch=spec.on_mismatch, **common)
+        rows = train_and_save(model, spec.steps, out=run_dir / CHECKPOINT,
+                              tb_log_name=spec.run_id, **train)
+        returns, steps = [r["mean_return"] for r in rows], int(model.num_timesteps)
+        tlog = model.rltransfer_log
+    return {"steps": steps, "final_return": returns[-1], "jumpstart": returns[0],
+            "evaluations": len(returns), "transfer": tlog.summary() if tlog else None}
 
 
 def _train_encoder(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
@@ -144,29 +128,10 @@ def _train_encoder(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
         encoder_kwargs=o.get("encoder_kwargs"), objective=o["objective"], frames=o["frames"],
         steps=o["steps"], seed=o["seed"], out=run_dir / CHECKPOINT, tb_dir=spec.tb_dir,
         batch_size=o["batch_size"], lr=o["lr"], positive=o["positive"], progress_bar=False,
-        loss_csv=run_dir / "loss.csv")
+        loss_csv=run_dir / LOSS)
     card = load_checkpoint(path).card
     return {"steps": int(o["frames"]), "gradient_steps": int(o["steps"]),
             "first_loss": card.get("first_loss"), "final_loss": card.get("final_loss")}
-
-
-def _final_evaluation(model: Any, spec: RunSpec, curve: Path, wall: float) -> dict[str, Any]:
-    import csv
-    import math
-
-    from rltransfer.agent import EVAL_SEED_OFFSET, make_eval_env
-    from rltransfer.training import CURVE_HEADER, DivergedError, evaluate
-
-    stats = evaluate(model, make_eval_env(model), episodes=spec.eval_episodes,
-                     seed=spec.seed + EVAL_SEED_OFFSET)
-    row = {"step": int(model.num_timesteps), "mean_return": stats["mean"],
-           "std_return": stats["std"], "episodes": spec.eval_episodes,
-           "wall_time": round(wall, 3)}
-    if not (math.isfinite(row["mean_return"]) and math.isfinite(row["std_return"])):
-        raise DivergedError(row["step"], f"the evaluation return is {row['mean_return']}")
-    with disk_full_names(curve), open(curve, "a", newline="") as fh:
-        csv.writer(fh).writerow([row[k] for k in CURVE_HEADER])
-    return row
 
 
 def _transfer(spec: RunSpec) -> dict[str, Any]:
@@ -203,7 +168,7 @@ def _pretrain(spec: RunSpec) -> dict[str, Any]:
             tmp = Path(tempfile.mkdtemp(prefix=f".{spec.run_id}.", dir=cache.parent))
             try:
                 tmp_spec = _with_dir(spec, tmp)
-                write_json_atomic(tmp / CONFIG, spec.config_json())
+                rundir.write_config(tmp, spec.config_json())
                 clear_run(spec)  # an earlier attempt's run folder and SB3 logs
                 if spec.kind == "pretrain-encoder":
                     info = _train_encoder(tmp_spec, tmp)
@@ -227,7 +192,7 @@ def _pretrain(spec: RunSpec) -> dict[str, Any]:
         os.rename(tmp, run_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    done = json.loads((cache / DONE).read_text())
+    done = rundir.read_done(cache)
     extra = {k: v for k, v in done.items() if k not in ("wall_time", "finished")}
     extra.update(cached=cached, cache=str(cache))
     # wall_time: the pretraining's own compute time, whether trained now or cached
@@ -235,21 +200,10 @@ def _pretrain(spec: RunSpec) -> dict[str, Any]:
     return {"cached": cached}
 
 
-@contextlib.contextmanager
-def _source_lock(cache: Path) -> Iterator[None]:
+def _source_lock(cache: Path) -> contextlib.AbstractContextManager[None]:
     """Hold ``<cache parent>/.<run_id>.lock`` (exclusive; waits for another holder)."""
     cache.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): the rename below still keeps the cache whole
-        yield
-        return
-    fd = os.open(cache.parent / f".{cache.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+    return locked(cache.parent / f".{cache.name}.lock")
 
 
 def _copy_files(src: Path, dst: Path, *, shown: Path, skip: tuple[str, ...] = ()) -> None:

@@ -14,19 +14,17 @@ TensorBoard aggregate draw.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from rltransfer import metrics as mt
-
-RunStatus = Literal["done", "failed", "unfinished"]
-"""A run's state on disk: done.json written, error.txt written, or neither."""
+from rltransfer import rundir
+from rltransfer.rundir import RunStatus
 
 CURVE_BACKEND = "builtin"
 """Bootstrap backend of the per-evaluation CI bands (plot and TensorBoard aggregate): the
@@ -99,20 +97,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _read_curve(path: Path) -> Curve:
-    rows: list[tuple[float, float, float]] = []
-    with path.open(encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            if not row.get("step") or not row.get("mean_return"):
-                continue
-            wall = row.get("wall_time") or "nan"
-            rows.append((float(row["step"]), float(row["mean_return"]), float(wall)))
-    if not rows:
-        return Curve(np.zeros(0), np.zeros(0), np.zeros(0))
-    arr = np.asarray(rows, dtype=float)
-    # Keep the last record of a repeated step (a resumed run may append it again).
-    _, last = np.unique(arr[::-1, 0], return_index=True)
-    arr = arr[::-1][last]
-    return Curve(arr[:, 0], arr[:, 1], arr[:, 2])
+    c = rundir.read_curve(path)
+    return Curve(c["step"], c["mean_return"], c["wall_time"])
 
 
 def _error_excerpt(text: str, head: int = 1, tail: int = 3) -> str:
@@ -137,7 +123,7 @@ def load_results(out_dir: str | os.PathLike[str]) -> Results:
         FileNotFoundError: when ``experiment.json`` is missing.
     """
     out = Path(out_dir)
-    exp_path = out / "experiment.json"
+    exp_path = out / rundir.EXPERIMENT
     if not exp_path.is_file():
         raise FileNotFoundError(f"{exp_path} not found: is {out} an experiment output folder?")
     experiment = _read_json(exp_path)
@@ -148,30 +134,25 @@ def load_results(out_dir: str | os.PathLike[str]) -> Results:
     run_done: dict[str, dict[str, Any]] = {}
     finished: dict[str, list[tuple[int | None, str]]] = {}
 
-    run_dirs = sorted(p for p in (out / "runs").glob("*") if p.is_dir())
+    run_dirs = sorted(p for p in (out / rundir.RUNS).glob("*") if p.is_dir())
     for rd in run_dirs:
-        cfg_path = rd / "config.json"
-        if not cfg_path.is_file():
-            notes.append(f"runs/{rd.name} has no config.json: skipped.")
+        if not (rd / rundir.CONFIG).is_file():
+            notes.append(f"runs/{rd.name} has no {rundir.CONFIG}: skipped.")
             continue
-        cfg = _read_json(cfg_path)
+        cfg = rundir.read_config(rd)
         run_id = str(cfg.get("run_id", rd.name))
         run_configs[run_id] = cfg
-        curve = _read_curve(rd / "curve.csv") if (rd / "curve.csv").is_file() else None
+        curve = _read_curve(rd / rundir.CURVE) if (rd / rundir.CURVE).is_file() else None
         if curve is not None and curve.steps.size:
             run_curves[run_id] = curve
-        status: RunStatus
+        status: RunStatus = rundir.run_status(rd)
         wall, error = None, None
-        if (rd / "error.txt").is_file():
-            status = "failed"
-            error = _error_excerpt((rd / "error.txt").read_text(encoding="utf-8", errors="replace"))
-        elif (rd / "done.json").is_file():
-            status = "done"
-            run_done[run_id] = _read_json(rd / "done.json")
+        if status == "failed":
+            error = _error_excerpt(rundir.read_error(rd))
+        elif status == "done":
+            run_done[run_id] = rundir.read_done(rd)
             wall = run_done[run_id].get("wall_time")
             wall = None if wall is None else float(wall)
-        else:
-            status = "unfinished"
         seed = cfg.get("seed")
         info = RunInfo(
             run_id=run_id,

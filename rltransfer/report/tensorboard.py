@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from rltransfer import rundir
 from rltransfer.report.results import Results, iqm_bands, load_results
 
 EVAL_TAG = "eval/return"
@@ -175,7 +176,7 @@ def write_tensorboard_aggregate(
         ``<out>/tb``.
     """
     res = results if isinstance(results, Results) else load_results(results)
-    tb = res.out_dir / "tb"
+    tb = res.out_dir / rundir.TENSORBOARD
     transfer_labels = [r.method for r in res.runs if r.kind == "transfer"]
     labels = list(dict.fromkeys([*res.curves, *transfer_labels]))
     names = _unique_names(labels)

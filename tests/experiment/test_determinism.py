@@ -64,6 +64,7 @@ def fingerprint(out: Path) -> dict[str, dict[str, Any]]:
         assert len(keep) == len(rows[0]) - 1, rows[0]
         card = json.loads((d / "checkpoint" / "card.json").read_text())
         card.pop("created")
+        card.pop("train_wall_time", None)  # a duration, like "created" a time
         (card.get("source") or {}).pop("path", None)
         done = json.loads((d / "done.json").read_text())
         for key in ("wall_time", "finished", "cache"):

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from rltransfer.experiment import load_experiment, make_plan, run
-from rltransfer.experiment.progress import last_step
+from rltransfer.rundir import last_step
 
 
 @pytest.fixture(scope="module")
