@@ -10,7 +10,10 @@ run folder and never raises: an exception becomes ``error.txt`` (the traceback) 
     done.json     written last and atomically: the only proof that the run finished
     error.txt     the traceback, if the run raised (then no done.json)
 
-A folder without ``done.json`` is incomplete; whoever executes the run again deletes it first.
+A folder without ``done.json`` is incomplete; whoever executes the run again deletes it first,
+and with it the run's TensorBoard events. Those go to ``RunSpec.tb_dir``
+(``<out>/tb/<method>/seed_<k>``) itself, one TensorBoard run: SB3's training scalars, what the
+method logs and the evaluation curve (``eval/mean_return``), all through the model's logger.
 
 The source pretraining trains into a temporary folder in the cache, renamed to
 ``<cache>/<run_id>`` once complete; a cached source with ``done.json`` whose checkpoint
@@ -49,11 +52,15 @@ def is_done(run_dir: str | os.PathLike) -> bool:
 
 
 def clear_run(spec: RunSpec) -> None:
-    """Delete whatever an earlier, unfinished attempt of this run left behind."""
+    """Delete whatever an earlier, unfinished attempt of this run left behind: its run folder
+    and the TensorBoard events in its ``tb_dir`` (a folder of this run alone), so a redone
+    run shows each step once."""
     shutil.rmtree(spec.run_dir, ignore_errors=True)
     tb = Path(spec.tb_dir)
     if tb.is_dir():
-        for p in tb.glob(f"{spec.run_id}_*"):
+        for p in tb.glob("events.out.tfevents.*"):
+            p.unlink(missing_ok=True)
+        for p in tb.glob(f"{spec.run_id}_*"):  # SB3's own subfolders (the layout before #14)
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -104,19 +111,24 @@ def _finish(run_dir: Path, t0: float, wall_time: float | None = None, **extra: A
 def _train(spec: RunSpec, run_dir: Path, source: str | None) -> dict[str, Any]:
     """Build (transfer), train with evaluation, save the final agent; returns done extras."""
     from rltransfer.agent import learn_with_eval, save_agent, transfer
+    from rltransfer.training import log_to
 
     env = spec.env
     preset = {k: v for k, v in spec.preset.items() if k != "algo"}
     model = transfer(source, env["env"], method=spec.method_spec or "scratch", seed=spec.seed,
                      algo=spec.algo, knobs=env.get("knobs") or None, pixels=env.get("pixels"),
-                     preset=preset, on_mismatch=spec.on_mismatch,
-                     tensorboard_log=spec.tb_dir, device="cpu")
-    t0 = time.perf_counter()
-    rows = learn_with_eval(model, spec.steps, eval_every=spec.eval_every,
-                           eval_episodes=spec.eval_episodes, curve_csv=run_dir / CURVE,
-                           tb_log_name=spec.run_id)
-    if rows[-1]["step"] < spec.steps:  # the schedule missed the end: evaluate the final agent
-        rows.append(_final_evaluation(model, spec, run_dir / CURVE, time.perf_counter() - t0))
+                     preset=preset, on_mismatch=spec.on_mismatch, device="cpu")
+    # SB3's training scalars and the evaluation curve: one TensorBoard run, in tb_dir itself
+    logger = log_to(model, spec.tb_dir)
+    try:
+        t0 = time.perf_counter()
+        rows = learn_with_eval(model, spec.steps, eval_every=spec.eval_every,
+                               eval_episodes=spec.eval_episodes, curve_csv=run_dir / CURVE)
+        if rows[-1]["step"] < spec.steps:  # the schedule missed the end: evaluate the final agent
+            rows.append(_final_evaluation(model, spec, run_dir / CURVE,
+                                          time.perf_counter() - t0))
+    finally:
+        logger.close()
     last = rows[-1]
     evaluation = {"mean": last["mean_return"], "std": last["std_return"],
                   "episodes": int(last["episodes"]), "step": int(last["step"])}
@@ -155,7 +167,7 @@ def _final_evaluation(model: Any, spec: RunSpec, curve: Path, wall: float) -> di
     import math
 
     from rltransfer.agent import EVAL_SEED_OFFSET, make_eval_env
-    from rltransfer.training import CURVE_HEADER, DivergedError, evaluate
+    from rltransfer.training import CURVE_HEADER, DivergedError, evaluate, log_eval
 
     stats = evaluate(model, make_eval_env(model), episodes=spec.eval_episodes,
                      seed=spec.seed + EVAL_SEED_OFFSET)
@@ -166,6 +178,7 @@ def _final_evaluation(model: Any, spec: RunSpec, curve: Path, wall: float) -> di
         raise DivergedError(row["step"], f"the evaluation return is {row['mean_return']}")
     with disk_full_names(curve), open(curve, "a", newline="") as fh:
         csv.writer(fh).writerow([row[k] for k in CURVE_HEADER])
+    log_eval(model.logger, row)
     return row
 
 
