@@ -59,7 +59,7 @@ from rltransfer.checkpoint import (
 from rltransfer.methods import BuildSpec, MethodContext, TransferError, TransferLog, get_method
 from rltransfer.presets import NormalizeSpec, Preset, check_algo, parse_preset, resolve_preset
 from rltransfer.sb3 import LEARNERS
-from rltransfer.training import EvalCurveCallback, learn_checked
+from rltransfer.training import EvalCurveCallback, learn_checked, log_to
 
 log = logging.getLogger("rltransfer")
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = LEARNERS
@@ -242,12 +242,12 @@ def pretrain(env: str, *, algo: str = "ppo", steps: int, seed: int,
         raise CheckpointError(f"checkpoint folder {str(out)!r} already exists; pass "
                               "overwrite=True (--overwrite) or choose another folder")
     model = build_agent(env, algo=algo, seed=seed, knobs=knobs, pixels=pixels, preset=preset,
-                        overrides=overrides, tensorboard_log=tensorboard_log, device=device)
+                        overrides=overrides, device=device)
     with during_run("pretraining"):
         train_and_save(model, steps, out=out, eval_every=eval_every or max(steps, 1),
                        eval_episodes=eval_episodes, curve_csv=curve_csv,
                        progress_bar=progress_bar, overwrite=overwrite, extra=extra,
-                       tb_log_name="pretrain")
+                       tensorboard_log=tensorboard_log)
     return Path(out)
 
 
@@ -372,17 +372,24 @@ def train_and_save(model: BaseAlgorithm, steps: int, *, out: str | os.PathLike,
                    eval_every: int, eval_episodes: int,
                    curve_csv: str | os.PathLike | None = None, progress_bar: bool = False,
                    overwrite: bool = False, extra: Mapping[str, Any] | None = None,
-                   tb_log_name: str = "run") -> list[dict[str, float]]:
+                   tensorboard_log: str | os.PathLike | None = None) -> list[dict[str, float]]:
     """:func:`learn_with_eval`, then :func:`save_agent` into ``out`` with the final point as
     the checkpoint's evaluation (and ``train_wall_time``). Returns the curve rows.
 
+    ``tensorboard_log``: a folder that becomes one TensorBoard run holding SB3's training
+    scalars, what the method logs and the evaluation curve (no ``<name>_<n>`` subfolder).
     What pretraining, ``rltransfer transfer`` and every experiment run do after building
     their agent.
     """
     t0 = time.perf_counter()
-    rows = learn_with_eval(model, steps, eval_every=eval_every, eval_episodes=eval_episodes,
-                           curve_csv=curve_csv, progress_bar=progress_bar,
-                           tb_log_name=tb_log_name)
+    logger = log_to(model, tensorboard_log) if tensorboard_log is not None else None
+    try:
+        rows = learn_with_eval(model, steps, eval_every=eval_every,
+                               eval_episodes=eval_episodes, curve_csv=curve_csv,
+                               progress_bar=progress_bar)
+    finally:
+        if logger is not None:
+            logger.close()
     last = rows[-1]
     evaluation = {"mean": last["mean_return"], "std": last["std_return"],
                   "episodes": int(last["episodes"]), "step": int(last["step"])}

@@ -170,8 +170,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     model = transfer(args.source, args.env, method=method, seed=args.seed, algo=args.algo,
                      knobs=_knobs(args.knob), pixels=_json_arg(args.pixels, "--pixels"),
                      preset=args.preset, on_mismatch=args.on_mismatch,
-                     normalize_update=not args.fix_normalization,
-                     tensorboard_log=args.tensorboard, device=args.device, **options)
+                     normalize_update=not args.fix_normalization, device=args.device,
+                     **options)
     tlog = model.rltransfer_log
     print(f"method {tlog.method}: moved {len(tlog.moved)} tensors, {len(tlog.frozen)} frozen, "
           f"{len(tlog.fresh)} fresh" + (f", {len(tlog.reinit)} re-initialized on mismatch"
@@ -188,7 +188,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         ckpt = out / rundir.CHECKPOINT
         rows = train_and_save(model, args.steps, out=ckpt, eval_every=every,
                               eval_episodes=args.eval_episodes, curve_csv=curve,
-                              progress_bar=not args.no_progress, overwrite=True)
+                              progress_bar=not args.no_progress, overwrite=True,
+                              tensorboard_log=args.tensorboard)
     final = rows[-1]
     print(f"curve: {curve} ({len(rows)} points)\ncheckpoint: {ckpt}\n"
           f"evaluation return: {final['mean_return']:.2f} ± {final['std_return']:.2f} "

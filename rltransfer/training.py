@@ -4,8 +4,9 @@
 ``_on_training_start`` only). It evaluates the policy before the first update (step 0, the
 *jumpstart*) and then every ``every`` environment steps, on an evaluation env that is
 re-seeded identically each time, so two runs with one seed give the same curve. Each row
-goes to a CSV file (``step,mean_return,std_return,episodes,wall_time``) and to TensorBoard
-as ``eval/mean_return`` against environment steps.
+goes to a CSV file (``step,mean_return,std_return,episodes,wall_time``) and to the model's
+SB3 logger as ``eval/mean_return`` against environment steps (:func:`log_to` points that logger
+at one TensorBoard folder).
 
 :class:`DivergenceCallback` stops a run whose parameters, losses, rewards or returns become
 NaN or infinite, raising :class:`DivergedError` ("diverged at step N: ... is nan") instead of
@@ -26,9 +27,13 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import Logger, configure
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
 from rltransfer.rundir import append_curve
+
+EVAL_TAG = "eval/mean_return"
+"""TensorBoard tag of the evaluation curve (:data:`rltransfer.report.EVAL_TAG` is the same)."""
 
 
 class DivergedError(RuntimeError):
@@ -126,13 +131,34 @@ class EvalCurveCallback(BaseCallback):
         runtime = getattr(self.model, "rlt", None)  # methods that follow the target's returns
         if runtime is not None:
             runtime.evaluations.append(row)
-        self.logger.record("eval/mean_return", row["mean_return"])
-        self.logger.record("eval/std_return", row["std_return"])
-        self.logger.dump(step=row["step"])
+        log_eval(self.logger, row)
         if self.csv_path is not None:
             append_curve(self.csv_path, row)
         if self.on_eval is not None:
             self.on_eval(row)
+
+
+def log_eval(logger: Logger, row: dict[str, float]) -> None:
+    """Write an evaluation row to ``logger`` as ``eval/mean_return`` and ``eval/std_return``
+    at its environment step (with whatever training scalars are pending)."""
+    logger.record(EVAL_TAG, row["mean_return"])
+    logger.record("eval/std_return", row["std_return"])
+    logger.dump(step=int(row["step"]))
+
+
+def log_to(model: Any, folder: str | os.PathLike) -> Logger:
+    """Send ``model``'s SB3 logger to TensorBoard event files in ``folder`` itself.
+
+    SB3 alone (``tensorboard_log=``) writes into a new ``<tb_log_name>_<n>`` subfolder at
+    each ``learn``; with this logger, set through SB3's ``set_logger``, the training scalars
+    (``rollout/*``, ``train/*``, ``time/*``), the evaluation curve (:func:`log_eval`) and
+    what methods log all land in ``folder``: one TensorBoard run. Prints too when the model
+    is verbose. The caller closes the logger when training ends.
+    """
+    formats = ["stdout", "tensorboard"] if getattr(model, "verbose", 0) >= 1 else ["tensorboard"]
+    logger = configure(str(folder), formats)
+    model.set_logger(logger)
+    return logger
 
 
 class DivergenceCallback(BaseCallback):

@@ -238,51 +238,96 @@ def _accumulator(path: Path):
     return ea
 
 
+def _event_dirs(tb: Path) -> dict[str, int]:
+    """TensorBoard runs under ``tb`` (folders holding event files) -> their event file count."""
+    dirs: dict[str, int] = {}
+    for f in tb.rglob("events.out.tfevents.*"):
+        key = f.parent.relative_to(tb).as_posix()
+        dirs[key] = dirs.get(key, 0) + 1
+    return dirs
+
+
+def _live_events(logdir: Path, steps) -> Path:
+    """An event file as a run writes it live (eval/mean_return and a training scalar)."""
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    from rltransfer.report.tensorboard import _scalar_event
+
+    logdir.mkdir(parents=True, exist_ok=True)
+    writer = EventFileWriter(str(logdir))
+    for s in steps:
+        writer.add_event(_scalar_event(rp.EVAL_TAG, s, 1.0, 0.0))
+        writer.add_event(_scalar_event("train/loss", s, 0.5, 0.0))
+    writer.close()
+    [path] = [p for p in logdir.glob("events.out.tfevents.*")
+              if not p.name.endswith(rp.tensorboard.REPORT_SUFFIX)]
+    return path
+
+
+def test_method_folders_are_unique_in_order():
+    assert rp.method_folders(["scratch", "partial[actor]", "partial actor", "aggregate"]) == {
+        "scratch": "scratch", "partial[actor]": "partial_actor",
+        "partial actor": "partial_actor_2", "aggregate": "aggregate_method"}
+
+
 def test_tensorboard_events(results_dir: Path):
     from tensorboard.plugins.custom_scalar import layout_pb2
 
-    tb = rp.write_tensorboard_aggregate(results_dir, seed=0, reps=REPS)
+    tb = results_dir / "tb"
+    live = _live_events(tb / "scratch" / "seed_0", STEPS)  # a run's own events
+    live_bytes = live.read_bytes()
+    (tb / "_aggregate" / "gone").mkdir(parents=True)  # a method no longer in the results
+    _live_events(tb / "aggregate", [0])  # the single aggregate run of the old layout
+    assert rp.write_tensorboard_aggregate(results_dir, seed=0, reps=REPS) == tb
     res = rp.load_results(results_dir)
 
-    # Per-run copies: methods side by side, seeds under them.
-    run = _accumulator(tb / "partial_actor" / "seed_2")
-    assert run.Tags()["scalars"] == ["eval/return"]
-    events = run.Scalars("eval/return")
+    # One TensorBoard run per method and seed, one aggregate run per method, nothing else.
+    runs = _event_dirs(tb)
+    per_seed = {f"{m}/seed_{s}" for m in ("scratch", "finetune", "partial_actor") for s in SEEDS}
+    per_seed |= {"finetune/seed_4", "finetune/seed_5", "scratch/seed_6", "pretrain/seed_0"}
+    aggregates = {f"_aggregate/{m}" for m in ("scratch", "finetune", "partial_actor")}
+    assert set(runs) == per_seed | aggregates
+    assert set(runs.values()) == {1}
+
+    # A run's own events are left as they are; a run without any gets its curve.csv.
+    assert live.read_bytes() == live_bytes
+    assert not list((tb / "scratch" / "seed_0").glob(f"*{rp.tensorboard.REPORT_SUFFIX}"))
+    [copy] = (tb / "partial_actor" / "seed_2").glob("events.out.tfevents.*")
+    assert copy.name.endswith(rp.tensorboard.REPORT_SUFFIX)
+    run = _accumulator(copy.parent)
+    assert run.Tags()["scalars"] == [rp.EVAL_TAG]
+    events = run.Scalars(rp.EVAL_TAG)
     assert [e.step for e in events] == STEPS.tolist()
     np.testing.assert_allclose([e.value for e in events], _curve(-100.0, 2), rtol=1e-6)
-    assert (tb / "scratch" / "seed_6").is_dir()  # unfinished runs are shown too
-    assert (tb / "pretrain" / "seed_0").is_dir()
 
-    # Aggregate series with CI bounds.
-    agg = _accumulator(tb / "aggregate")
-    tags = set(agg.Tags()["scalars"])
-    for name in ("scratch", "finetune", "partial_actor"):
-        assert {f"aggregate/{name}/{s}" for s in ("iqm", "ci_low", "ci_high")} <= tags
+    # Aggregates: the same tags in every method's run, so one chart holds every method.
     center, low, high = mt.iqm_curve(res.curves["finetune"], reps=REPS, seed=0)
-    got = [e.value for e in agg.Scalars("aggregate/finetune/iqm")]
-    np.testing.assert_allclose(got, center, rtol=1e-6)
-    np.testing.assert_allclose(
-        [e.value for e in agg.Scalars("aggregate/finetune/ci_low")], low, rtol=1e-6
-    )
+    for name in ("scratch", "finetune", "partial_actor"):
+        agg = _accumulator(tb / "_aggregate" / name)
+        assert sorted(agg.Tags()["scalars"]) == sorted(rp.AGGREGATE_TAGS)
+        assert [e.step for e in agg.Scalars("aggregate/iqm")] == STEPS.tolist()
+    agg = _accumulator(tb / "_aggregate" / "finetune")
+    for tag, want in zip(rp.AGGREGATE_TAGS, (center, low, high), strict=True):
+        np.testing.assert_allclose([e.value for e in agg.Scalars(tag)], want, rtol=1e-6)
 
-    # Custom-scalars layout: a Margin chart per method and a per-seed Multiline chart.
+    # Custom-scalars layout: one band chart over every method, IQM and per-run charts.
     [tensor_event] = agg.Tensors("custom_scalars__config__")
     layout = layout_pb2.Layout.FromString(tensor_event.tensor_proto.string_val[0])
     charts = {c.title: c for cat in layout.category for c in cat.chart}
-    margin = charts["partial[actor]: IQM and 95% CI"].margin.series[0]
-    assert (margin.value, margin.lower, margin.upper) == (
-        "aggregate/partial_actor/iqm",
-        "aggregate/partial_actor/ci_low",
-        "aggregate/partial_actor/ci_high",
-    )
+    margin = charts["every method: IQM over seeds and 95% CI"].margin.series[0]
+    assert (margin.value, margin.lower, margin.upper) == rp.AGGREGATE_TAGS
+    assert list(charts["every method: IQM over seeds"].multiline.tag) == ["^aggregate/iqm$"]
     assert list(charts["evaluation return: every method and seed"].multiline.tag) == [
-        "^eval/return$"
+        "^eval/mean_return$"
     ]
 
-    # Rewriting replaces the event files instead of piling them up.
+    # Rewriting replaces the report's event files instead of piling them up; once a run has
+    # its own events (it was redone), the report's copy goes.
+    live2 = _live_events(tb / "partial_actor" / "seed_3", STEPS)
     rp.write_tensorboard_aggregate(results_dir, seed=0, reps=REPS)
-    assert len(list((tb / "aggregate").glob("events.out.tfevents.*"))) == 1
-    assert len(list((tb / "finetune" / "seed_0").glob("events.out.tfevents.*"))) == 1
+    assert _event_dirs(tb) == runs
+    assert list((tb / "partial_actor" / "seed_3").glob("events.out.tfevents.*")) == [live2]
+    assert live.read_bytes() == live_bytes
 
 
 def test_no_torch_or_sb3_import():

@@ -94,7 +94,7 @@ class RunSpec:
     """What the id hashes."""
     run_dir: str
     tb_dir: str
-    """SB3 TensorBoard folder of this run (``<out>/tb/<method>/seed_<k>``)."""
+    """This run's TensorBoard run, its events alone (``<out>/tb/<method>/seed_<k>``)."""
     source_dir: str | None = None
     """The source run folder whose ``checkpoint/`` this run loads."""
     cache_dir: str | None = None
@@ -189,6 +189,9 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
             sources[name] = _ssl_source(exp, name, exp.target_preset, describe(exp.source),
                                         runs_dir, tb_root, cache_dir)
 
+    from rltransfer.report import method_folders  # the folders the report finds again
+
+    folders = method_folders(exp.method_labels)
     target_desc = describe(exp.target)
     runs = []
     seen: dict[str, str] = {}
@@ -216,7 +219,7 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
                 on_mismatch=exp.on_mismatch,
                 source_id=src.run_id if src else None, identity=identity,
                 run_dir=str(runs_dir / rid),
-                tb_dir=str(tb_root / safe_name(m.label) / f"seed_{seed}"),
+                tb_dir=str(tb_root / folders[m.label] / f"seed_{seed}"),
                 source_dir=src.run_dir if src else None,
             ))
     return Plan(experiment=exp, out=out, cache=cache_dir, sources=sources, runs=runs)

@@ -8,6 +8,9 @@ incomplete; whoever executes the run again deletes it first.
 Training goes through the agent layer's one path: a source run is
 :func:`rltransfer.agent.pretrain`, a transfer run :func:`rltransfer.agent.transfer` followed
 by :func:`rltransfer.agent.train_and_save`, each with the run's resolved preset as is.
+Deleting an unfinished run deletes its TensorBoard events too. Those go to ``RunSpec.tb_dir``
+(``<out>/tb/<method>/seed_<k>``) itself, one TensorBoard run: SB3's training scalars, what the
+method logs and the evaluation curve (``eval/mean_return``), all through the model's logger.
 
 The source pretraining trains into a temporary folder in the cache, renamed to
 ``<cache>/<run_id>`` once complete; a cached source with ``done.json`` whose checkpoint
@@ -35,11 +38,15 @@ __all__ = ["clear_run", "execute"]
 
 
 def clear_run(spec: RunSpec) -> None:
-    """Delete whatever an earlier, unfinished attempt of this run left behind."""
+    """Delete whatever an earlier, unfinished attempt of this run left behind: its run folder
+    and the TensorBoard events in its ``tb_dir`` (a folder of this run alone), so a redone
+    run shows each step once."""
     shutil.rmtree(spec.run_dir, ignore_errors=True)
     tb = Path(spec.tb_dir)
     if tb.is_dir():
-        for p in tb.glob(f"{spec.run_id}_*"):
+        for p in tb.glob("events.out.tfevents.*"):
+            p.unlink(missing_ok=True)
+        for p in tb.glob(f"{spec.run_id}_*"):  # SB3's own subfolders (the layout before #14)
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -90,11 +97,11 @@ def _train(spec: RunSpec, run_dir: Path, source: str | None) -> dict[str, Any]:
 
     env = spec.env
     common = {"seed": spec.seed, "algo": spec.algo, "knobs": env.get("knobs") or None,
-              "pixels": env.get("pixels"), "tensorboard_log": spec.tb_dir, "device": "cpu",
+              "pixels": env.get("pixels"), "device": "cpu",
               "preset": parse_preset(spec.preset, spec.algo, where=f"run {spec.run_id}")}
     train = {"eval_every": spec.eval_every, "eval_episodes": spec.eval_episodes,
              "curve_csv": run_dir / CURVE, "progress_bar": False,
-             "extra": {"run_id": spec.run_id}}
+             "tensorboard_log": spec.tb_dir, "extra": {"run_id": spec.run_id}}
     tlog = None
     if spec.kind == "pretrain":
         ckpt = pretrain(env["env"], steps=spec.steps, out=run_dir / CHECKPOINT, **train,
@@ -104,8 +111,7 @@ def _train(spec: RunSpec, run_dir: Path, source: str | None) -> dict[str, Any]:
     else:
         model = transfer(source, env["env"], method=spec.method_spec or "scratch",
                          on_mismatch=spec.on_mismatch, **common)
-        rows = train_and_save(model, spec.steps, out=run_dir / CHECKPOINT,
-                              tb_log_name=spec.run_id, **train)
+        rows = train_and_save(model, spec.steps, out=run_dir / CHECKPOINT, **train)
         returns, steps = [r["mean_return"] for r in rows], int(model.num_timesteps)
         tlog = model.rltransfer_log
     return {"steps": steps, "final_return": returns[-1], "jumpstart": returns[0],

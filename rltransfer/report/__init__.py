@@ -4,7 +4,7 @@ Reads the layout the experiment harness writes and nothing else (no stable-basel
 torch), so a report can be rebuilt anywhere from a copied results folder::
 
     <out>/experiment.json
-    <out>/runs/<run_id>/{config.json, curve.csv, done.json | error.txt, tb/}
+    <out>/runs/<run_id>/{config.json, curve.csv, done.json | error.txt}
 
 Public API (re-exported from the package's modules):
 
@@ -16,8 +16,9 @@ Public API (re-exported from the package's modules):
   DIR`` runs.
 - :func:`table` (:mod:`~rltransfer.report.tables`): a compact plain-text table of a metrics
   dict, for terminals.
-- :func:`write_tensorboard_aggregate` (:mod:`~rltransfer.report.tensorboard`): TensorBoard
-  event files under ``<out>/tb/``; that module's docstring gives the layout.
+- :func:`write_tensorboard_aggregate` (:mod:`~rltransfer.report.tensorboard`): one
+  TensorBoard run per method under ``<out>/tb/_aggregate/``, beside the runs' own
+  ``<out>/tb/<method>/seed_<k>/``; that module's docstring gives the layout.
 """
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ from rltransfer.report.build import ReportPaths, build_report
 from rltransfer.report.results import Curve, Results, RunInfo, load_results
 from rltransfer.report.tables import table
 from rltransfer.report.tensorboard import (
+    AGGREGATE_DIR,
     AGGREGATE_TAGS,
     EVAL_TAG,
+    method_folders,
     safe_name,
     write_tensorboard_aggregate,
 )
 
 __all__ = [
+    "AGGREGATE_DIR",
     "AGGREGATE_TAGS",
     "Curve",
     "EVAL_TAG",
@@ -41,6 +45,7 @@ __all__ = [
     "RunInfo",
     "build_report",
     "load_results",
+    "method_folders",
     "safe_name",
     "table",
     "write_tensorboard_aggregate",

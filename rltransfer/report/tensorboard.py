@@ -1,18 +1,28 @@
-"""TensorBoard export: every run's evaluation curve and the IQM bands, as event files.
+"""TensorBoard: one run per method and seed, and one aggregate run per method.
 
-Layout written by :func:`write_tensorboard_aggregate` (``tensorboard --logdir <out>/tb``):
+The layout under ``<out>/tb/`` (``tensorboard --logdir <out>/tb``):
 
-- ``<out>/tb/<method>/seed_<k>/``, tag ``eval/return``: each transfer run's evaluation return
-  against environment steps (finished or not), so methods sit side by side in the run list
-  and seeds group under them. ``<method>`` is the label made folder-safe (:func:`safe_name`,
-  e.g. ``partial[actor]`` -> ``partial_actor``).
-- ``<out>/tb/pretrain/seed_<k>/``, tag ``eval/return``: source (pretrain) runs.
-- ``<out>/tb/aggregate/``, tags ``aggregate/<method>/iqm``, ``aggregate/<method>/ci_low`` and
-  ``aggregate/<method>/ci_high``: IQM over finished seeds at each evaluation and its 95%
-  stratified bootstrap CI; plus the custom-scalars layout (tag ``custom_scalars__config__``):
-  category "rltransfer: IQM over seeds, 95% CI" with one Margin chart per method (the band)
-  and one Multiline chart of every method's IQM, and category "rltransfer: runs" with a
-  Multiline chart of ``eval/return`` for every method and seed.
+- ``<method>/seed_<k>/``: one TensorBoard run per transfer run, written live by the run
+  itself (:mod:`rltransfer.experiment.runner`): SB3's training scalars (``rollout/*``,
+  ``train/*``, ``time/*``), what the method logs (``jsrl/h``, ...) and the evaluation curve,
+  tag ``eval/mean_return`` (:data:`EVAL_TAG`), against environment steps. ``<method>`` is the
+  label made folder-safe (:func:`method_folders`: ``partial[actor]`` -> ``partial_actor``).
+- ``pretrain/seed_<k>/``: the source pretraining, the same way; ``pretrain/<name>/``: a
+  named self-supervised source (``ssl/loss``).
+- ``_aggregate/<method>/``: one run per method, tags ``aggregate/iqm``, ``aggregate/ci_low``
+  and ``aggregate/ci_high`` (:data:`AGGREGATE_TAGS`): the IQM over finished seeds at each
+  evaluation and its 95% stratified bootstrap CI. Every method has the same tags, so
+  TensorBoard draws all methods in one chart per tag, each in its run's colour. Each of these
+  runs also holds the custom-scalars layout (tag ``custom_scalars__config__``; TensorBoard
+  merges identical ones): category "rltransfer: IQM over seeds, 95% CI" with a Margin chart
+  of every method's band and a Multiline chart of every method's IQM, and category
+  "rltransfer: runs" with a Multiline chart of ``eval/mean_return`` for every method and seed.
+
+:func:`write_tensorboard_aggregate` writes the aggregates, replacing their earlier events.
+It never touches a run's own events; a run that has none in its folder (a source reused from
+the cache, a results folder copied without ``tb/``) gets its evaluation curve from
+``curve.csv`` in an event file of the report's own (name ending in :data:`REPORT_SUFFIX`),
+replaced at each rebuild and deleted with the run's events when the run is redone.
 
 Events are written with the ``tensorboard`` package's protobufs and event file writer,
 imported only when writing (no torch, no TensorFlow).
@@ -22,8 +32,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +43,22 @@ import numpy as np
 from rltransfer import rundir
 from rltransfer.report.results import Results, iqm_bands, load_results
 
-EVAL_TAG = "eval/return"
-"""Tag of the per-run evaluation curves written under ``<out>/tb/<method>/seed_<k>/``."""
+EVAL_TAG = "eval/mean_return"
+"""Tag of a run's evaluation curve (the one :mod:`rltransfer.training` logs live)."""
 
-AGGREGATE_TAGS = (
-    "aggregate/{method}/iqm",
-    "aggregate/{method}/ci_low",
-    "aggregate/{method}/ci_high",
-)
-"""Tags (formatted with the folder-safe method name) written under ``<out>/tb/aggregate/``."""
+AGGREGATE_DIR = "_aggregate"
+"""Folder under ``<out>/tb/`` holding one aggregate run per method (no method folder can be
+named so: :func:`safe_name` strips leading underscores)."""
 
+AGGREGATE_TAGS = ("aggregate/iqm", "aggregate/ci_low", "aggregate/ci_high")
+"""Tags of every ``_aggregate/<method>`` run: IQM over seeds, 95% CI low and high."""
+
+REPORT_SUFFIX = ".rltransfer-report"
+"""Ending of the event files the report writes into a run's folder (only where the run
+wrote none); the report replaces only these."""
+
+_EVENTS = "events.out.tfevents.*"
+_REPORT_EVENTS = f"{_EVENTS}{REPORT_SUFFIX}"
 _RESERVED = {"aggregate", "pretrain"}
 """Folder names under ``<out>/tb/`` that a method's folder must not take."""
 
@@ -52,11 +69,15 @@ def safe_name(label: str) -> str:
     return f"{name}_method" if name in _RESERVED else name
 
 
-def _unique_names(labels: Iterable[str]) -> dict[str, str]:
-    """Label -> :func:`safe_name`, made unique by a ``_2``, ``_3``... suffix."""
+def method_folders(labels: Iterable[str]) -> dict[str, str]:
+    """Label -> its folder under ``<out>/tb/``: :func:`safe_name`, made unique in the order
+    given by a ``_2``, ``_3``... suffix (the plan passes the experiment's methods in order,
+    so the report, reading them from ``experiment.json``, finds the same folders)."""
     names: dict[str, str] = {}
     used: set[str] = set()
     for label in labels:
+        if label in names:
+            continue
         name, k = safe_name(label), 2
         candidate = name
         while candidate in used:
@@ -66,19 +87,16 @@ def _unique_names(labels: Iterable[str]) -> dict[str, str]:
     return names
 
 
-def _clear_events(logdir: Path) -> None:
-    """Delete the event files in ``logdir`` (not those of its subfolders)."""
-    for p in logdir.glob("events.out.tfevents.*"):
-        p.unlink()
-
-
-def _write_events(logdir: Path, events: Sequence[Any]) -> None:
-    """Replace ``logdir``'s event files by one file holding ``events``."""
+def _write_events(logdir: Path, events: Sequence[Any], *, suffix: str = "",
+                  replace: str = _EVENTS) -> None:
+    """Delete ``logdir``'s event files matching ``replace``, then write ``events`` to one
+    new file (name ending in ``suffix``)."""
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
     logdir.mkdir(parents=True, exist_ok=True)
-    _clear_events(logdir)  # a rebuilt report replaces, never duplicates, its series
-    writer = EventFileWriter(str(logdir))
+    for p in logdir.glob(replace):  # a rebuilt report replaces, never duplicates, its series
+        p.unlink(missing_ok=True)
+    writer = EventFileWriter(str(logdir), filename_suffix=suffix)
     try:
         for ev in events:
             writer.add_event(ev)
@@ -98,8 +116,9 @@ def _scalar_event(tag: str, step: float, value: float, wall_time: float) -> Any:
     )
 
 
-def _layout_event(names: Mapping[str, str], wall_time: float) -> Any:
-    """The custom-scalars layout ``Event``: a band chart per method, IQM and runs charts."""
+def _layout_event(wall_time: float) -> Any:
+    """The custom-scalars layout ``Event``: every method's band, every method's IQM, every
+    run's evaluation return (one line or band per TensorBoard run, in its colour)."""
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
     from tensorboard.compat.proto.tensor_pb2 import TensorProto
@@ -107,66 +126,52 @@ def _layout_event(names: Mapping[str, str], wall_time: float) -> Any:
     from tensorboard.plugins.custom_scalar import layout_pb2, metadata
 
     iqm_tag, low_tag, high_tag = AGGREGATE_TAGS
-    bands = [
-        layout_pb2.Chart(
-            title=f"{label}: IQM and 95% CI",
-            margin=layout_pb2.MarginChartContent(
-                series=[
-                    layout_pb2.MarginChartContent.Series(
-                        value=iqm_tag.format(method=name),
-                        lower=low_tag.format(method=name),
-                        upper=high_tag.format(method=name),
-                    )
-                ]
-            ),
-        )
-        for label, name in names.items()
-    ]
-    bands.append(
-        layout_pb2.Chart(
-            title="all methods: IQM over seeds",
-            multiline=layout_pb2.MultilineChartContent(tag=[r"^aggregate/.*/iqm$"]),
-        )
+    band = layout_pb2.Chart(
+        title="every method: IQM over seeds and 95% CI",
+        margin=layout_pb2.MarginChartContent(series=[
+            layout_pb2.MarginChartContent.Series(value=iqm_tag, lower=low_tag, upper=high_tag)
+        ]),
+    )
+    iqm = layout_pb2.Chart(
+        title="every method: IQM over seeds",
+        multiline=layout_pb2.MultilineChartContent(tag=[f"^{re.escape(iqm_tag)}$"]),
     )
     runs = layout_pb2.Chart(
         title="evaluation return: every method and seed",
         multiline=layout_pb2.MultilineChartContent(tag=[f"^{re.escape(EVAL_TAG)}$"]),
     )
-    layout = layout_pb2.Layout(
-        category=[
-            layout_pb2.Category(title="rltransfer: IQM over seeds, 95% CI", chart=bands),
-            layout_pb2.Category(title="rltransfer: runs", chart=[runs]),
-        ]
-    )
+    layout = layout_pb2.Layout(category=[
+        layout_pb2.Category(title="rltransfer: IQM over seeds, 95% CI", chart=[band, iqm]),
+        layout_pb2.Category(title="rltransfer: runs", chart=[runs]),
+    ])
     tensor = TensorProto(
         dtype="DT_STRING",
         string_val=[layout.SerializeToString()],
         tensor_shape=TensorShapeProto(),
     )
-    summary = Summary(
-        value=[
-            Summary.Value(
-                tag=metadata.CONFIG_SUMMARY_TAG,
-                tensor=tensor,
-                metadata=SummaryMetadata.FromString(
-                    metadata.create_summary_metadata().SerializeToString()
-                ),
-            )
-        ]
-    )
+    summary = Summary(value=[Summary.Value(
+        tag=metadata.CONFIG_SUMMARY_TAG,
+        tensor=tensor,
+        metadata=SummaryMetadata.FromString(metadata.create_summary_metadata().SerializeToString()),
+    )])
     return Event(wall_time=wall_time, step=0, summary=summary)
+
+
+def _has_own_events(logdir: Path) -> bool:
+    """Whether a run wrote events into ``logdir`` itself (not the report's copies)."""
+    return any(not p.name.endswith(REPORT_SUFFIX) for p in logdir.glob(_EVENTS))
 
 
 def write_tensorboard_aggregate(
     results: Results | str | os.PathLike[str], *, seed: int = 0, reps: int = 2000
 ) -> Path:
-    """Write TensorBoard events under ``<out>/tb/`` (see the module docstring for the layout).
+    """Write the TensorBoard aggregates under ``<out>/tb/`` (layout: the module docstring).
 
-    Per-run copies of every transfer run's curve (``<out>/tb/<method>/seed_<k>/``, tag
-    ``eval/return``), pretrain runs under ``<out>/tb/pretrain/seed_<k>/``, and in
-    ``<out>/tb/aggregate/`` the IQM over finished seeds with its 95% CI bounds per method plus
-    a custom-scalars layout with one Margin (band) chart per method. Rewriting replaces the
-    previous event files in those folders; ``runs/<id>/tb`` is never touched.
+    One run per method, ``<out>/tb/_aggregate/<method>/``, with the IQM over its finished
+    seeds and the 95% CI bounds, plus the custom-scalars layout; aggregates of methods no
+    longer in the results are deleted. The runs' own events are never touched: a run whose
+    folder has none gets its ``curve.csv`` as ``eval/mean_return`` in a report file instead.
+    Rewriting replaces the earlier report files, never duplicates them.
 
     Args:
         results: a :class:`Results` or an experiment output folder.
@@ -177,39 +182,40 @@ def write_tensorboard_aggregate(
     """
     res = results if isinstance(results, Results) else load_results(results)
     tb = res.out_dir / rundir.TENSORBOARD
-    transfer_labels = [r.method for r in res.runs if r.kind == "transfer"]
-    labels = list(dict.fromkeys([*res.curves, *transfer_labels]))
-    names = _unique_names(labels)
+    declared = [str(m) for m in res.experiment.get("methods", [])]
+    folders = method_folders([*declared, *res.curves,
+                              *(r.method for r in res.runs if r.kind == "transfer")])
 
-    used_dirs: set[Path] = set()
     for r in res.runs:
         curve = res.run_curves.get(r.run_id)
-        if curve is None:
+        if curve is None or r.kind not in ("transfer", "pretrain"):
             continue
-        group = names[r.method] if r.kind == "transfer" else "pretrain"
-        leaf = f"seed_{r.seed}" if r.seed is not None else r.run_id
-        logdir = tb / group / leaf
-        if logdir in used_dirs:
-            logdir = tb / group / f"{leaf}_{r.run_id}"
-        used_dirs.add(logdir)
+        group = folders[r.method] if r.kind == "transfer" else "pretrain"
+        logdir = tb / group / (f"seed_{r.seed}" if r.seed is not None else r.run_id)
+        if _has_own_events(logdir):  # written live by the run: the curve is there
+            for p in logdir.glob(_REPORT_EVENTS):  # a copy written before the run was redone
+                p.unlink(missing_ok=True)
+            continue
         walls = np.where(np.isfinite(curve.wall_time), curve.wall_time, 0.0)
-        _write_events(
-            logdir,
-            [
-                _scalar_event(EVAL_TAG, s, v, float(w))
-                for s, v, w in zip(curve.steps, curve.returns, walls, strict=True)
-            ],
-        )
+        _write_events(logdir, [
+            _scalar_event(EVAL_TAG, s, v, float(w))
+            for s, v, w in zip(curve.steps, curve.returns, walls, strict=True)
+        ], suffix=REPORT_SUFFIX, replace=_REPORT_EVENTS)
 
     now = time.time()
-    events = [_layout_event({k: names[k] for k in res.curves}, now)]
-    iqm_tag, low_tag, high_tag = AGGREGATE_TAGS
-    for label, (center, low, high) in iqm_bands(res, seed=seed, reps=reps).items():
-        name = names[label]
-        for tag, series in ((iqm_tag, center), (low_tag, low), (high_tag, high)):
-            events += [
-                _scalar_event(tag.format(method=name), s, v, now)
-                for s, v in zip(res.steps, series, strict=True)
-            ]
-    _write_events(tb / "aggregate", events)
+    agg = tb / AGGREGATE_DIR
+    bands = iqm_bands(res, seed=seed, reps=reps)
+    for label, series in bands.items():
+        events = [_layout_event(now)]
+        for tag, values in zip(AGGREGATE_TAGS, series, strict=True):
+            events += [_scalar_event(tag, s, v, now)
+                       for s, v in zip(res.steps, values, strict=True)]
+        _write_events(agg / folders[label], events)
+    keep = {folders[label] for label in bands}
+    for stale in (agg.iterdir() if agg.is_dir() else ()):
+        if stale.is_dir() and stale.name not in keep:  # a method no longer in the results
+            shutil.rmtree(stale, ignore_errors=True)
+    legacy = tb / "aggregate"  # the single aggregate run of the layout before #14
+    if legacy.is_dir() and not any(p.is_dir() for p in legacy.iterdir()):
+        shutil.rmtree(legacy, ignore_errors=True)
     return tb

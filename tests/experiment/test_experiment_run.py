@@ -75,7 +75,7 @@ def test_layout(finished):
         if spec.kind == "transfer":
             assert [s for s, _ in rows] == [0, 128, 256]
             tb = out / "tb" / spec.method / f"seed_{spec.seed}"
-            assert list(tb.glob(f"{spec.run_id}_*/events.out.tfevents.*")), tb
+            assert Path(spec.tb_dir) == tb and list(tb.glob("events.out.tfevents.*")), tb
     # the source is cached by content next to the output folder, and verified
     source = plan.source
     assert Path(source.cache_dir) == finished / ".sources" / source.run_id
@@ -349,3 +349,91 @@ def test_tensorboard_command_names_the_venv_executable_when_not_on_path(monkeypa
     assert cmd.split()[0] == (str(local) if local.exists() else "tensorboard")
     monkeypatch.setenv("PATH", f"{local.parent}{os.pathsep}/usr/bin")
     assert tensorboard_command(tmp_path / "out").split()[0] == "tensorboard"
+
+
+# --------------------------------------------------------------------------- TensorBoard
+
+
+def _tb_runs(tb: Path) -> dict[str, list[Path]]:
+    """TensorBoard runs under ``tb`` (folders holding event files) -> their event files."""
+    runs: dict[str, list[Path]] = {}
+    for f in sorted(tb.rglob("events.out.tfevents.*")):
+        runs.setdefault(f.parent.relative_to(tb).as_posix(), []).append(f)
+    return runs
+
+
+def _scalars(files: list[Path]) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in the event files, tag -> [(step, value)], read raw: duplicates stay
+    (TensorBoard's EventAccumulator would purge a restarted series)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.scalar.metadata import PLUGIN_NAME
+    from tensorboard.util.tensor_util import make_ndarray
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for f in files:
+        for ev in EventFileLoader(str(f)).Load():  # scalars come as scalar-plugin tensors
+            for v in ev.summary.value:
+                if v.metadata.plugin_data.plugin_name == PLUGIN_NAME:
+                    out.setdefault(v.tag, []).append((ev.step, float(make_ndarray(v.tensor))))
+    return out
+
+
+def test_tensorboard_one_run_per_method_and_seed(finished):
+    """Each run is one TensorBoard run holding SB3's training scalars and its evaluation
+    curve; the aggregates are one run per method with the same tags."""
+    from rltransfer.report import AGGREGATE_TAGS, EVAL_TAG
+
+    out = finished / "out"
+    tb = out / "tb"
+    plan = make_plan(load_experiment(finished / "tiny.yaml"), out)
+    runs = _tb_runs(tb)
+    own = {Path(r.tb_dir).relative_to(tb).as_posix(): r for r in plan.all_runs}
+    assert set(own) == {"pretrain/seed_0", "scratch/seed_0", "scratch/seed_1",
+                        "finetune/seed_0", "finetune/seed_1"}
+    assert set(runs) == set(own) | {"_aggregate/scratch", "_aggregate/finetune"}
+    assert all(len(files) == 1 for files in runs.values()), runs
+    for rel, spec in own.items():
+        scalars = _scalars(runs[rel])
+        assert any(t.startswith("train/") for t in scalars), (rel, sorted(scalars))
+        assert any(t.startswith("rollout/") for t in scalars), (rel, sorted(scalars))
+        curve = _curve(Path(spec.run_dir) / "curve.csv")
+        assert [s for s, _ in scalars[EVAL_TAG]] == [s for s, _ in curve]
+        assert [v for _, v in scalars[EVAL_TAG]] == pytest.approx([r for _, r in curve])
+    for method in ("scratch", "finetune"):
+        scalars = _scalars(runs[f"_aggregate/{method}"])
+        assert sorted(scalars) == sorted(AGGREGATE_TAGS)
+        assert [s for s, _ in scalars["aggregate/iqm"]] == [0, 128, 256]
+
+
+def test_redone_run_shows_each_step_once(finished, tmp_path, fast_report):
+    """A run interrupted after logging is redone without its old events: no step twice;
+    the finished runs' events are not touched, by the rerun nor by the report."""
+    from rltransfer.report import EVAL_TAG
+
+    path, out = _copy(finished, tmp_path)
+    tb = out / "tb"
+    plan = make_plan(load_experiment(path), out)
+    victim = next(r for r in plan.runs if r.method == "finetune" and r.seed == 1)
+    vdir, key = Path(victim.run_dir), Path(victim.tb_dir).relative_to(tb).as_posix()
+    (vdir / "done.json").unlink()
+    curve = (vdir / "curve.csv").read_bytes()
+    (vdir / "curve.csv").write_bytes(curve[: len(curve) // 2])
+    legacy = Path(victim.tb_dir) / f"{victim.run_id}_1"  # SB3's subfolder, old layout
+    legacy.mkdir()
+    shutil.copy(_tb_runs(tb)[key][0], legacy)
+    before = {k: [(f.name, f.read_bytes()) for f in files] for k, files in _tb_runs(tb).items()
+              if not k.startswith("_aggregate/")}
+    result = run(path, out=out, workers=0, progress=False)
+    assert (result.skipped, result.executed) == (4, 1) and result.ok
+    after = {k: [(f.name, f.read_bytes()) for f in files] for k, files in _tb_runs(tb).items()
+             if not k.startswith("_aggregate/")}
+    assert set(after) == set(before) - {f"{key}/{legacy.name}"}
+    assert {k: v for k, v in after.items() if k != key} == {
+        k: v for k, v in before.items() if k != key and not k.startswith(f"{key}/")}
+    [redone] = _tb_runs(tb)[key]
+    assert redone.name != before[key][0][0]
+    scalars = _scalars([redone])
+    for tag, points in scalars.items():
+        steps = [s for s, _ in points]
+        assert len(steps) == len(set(steps)), (tag, steps)
+    assert [s for s, _ in scalars[EVAL_TAG]] == [0, 128, 256]
