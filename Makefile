@@ -26,7 +26,7 @@ test: $(VENV)/.installed
 # The documentation site (mkdocs.yml, docs/): warnings are errors, so a broken link, a missing
 # anchor or a reference to a renamed function fails. Built into site/ (ignored by git).
 docs: $(VENV)/.installed
-	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 docs-serve: $(VENV)/.installed
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve
