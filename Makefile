@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[dev,ray]"
 	touch $@
 
-.PHONY: install demo test test-expensive lint
+.PHONY: install demo test test-expensive lint docs docs-serve
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -21,6 +21,15 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -m "not expensive" -q
 	$(VENV)/bin/ruff check rltransfer tests benchmarks experiments setup.py
+	$(MAKE) docs
+
+# The documentation site (mkdocs.yml, docs/): warnings are errors, so a broken link, a missing
+# anchor or a reference to a renamed function fails. Built into site/ (ignored by git).
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
+docs-serve: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve
 
 test-expensive: $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(PY) -m pytest -m expensive -q

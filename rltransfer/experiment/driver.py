@@ -124,7 +124,8 @@ def run(experiment: str | os.PathLike | Experiment | dict[str, Any], *,
             default ``results/<experiment name>``.
         workers: parallel runs (default: the CPU count; ``0``: in this process).
         backend: ``"local"`` (process pool) or ``"ray"``.
-        seeds, steps: override the file's seeds (``0..seeds-1``) and target steps.
+        seeds: override the file's seeds (``0..seeds-1``).
+        steps: override the file's target steps.
         ray_address: an existing Ray cluster (``"auto"``, ``"ray://host:10001"``);
             default: a local Ray with ``workers`` CPUs.
         cache: folder of cached source pretraining runs (default ``$RLTRANSFER_CACHE`` or

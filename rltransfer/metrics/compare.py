@@ -64,7 +64,8 @@ def verdict(low: float | None, high: float | None, *, higher_is_better: bool = T
     "inconclusive".
 
     Args:
-        low, high: bounds of the CI of ``metric(method) - metric(scratch)``.
+        low: lower bound of the CI of ``metric(method) - metric(scratch)``.
+        high: upper bound of that CI.
         higher_is_better: False for metrics such as time to threshold.
     """
     if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
@@ -113,7 +114,9 @@ def compute(
         budget: censoring value for time to threshold; defaults to ``steps[-1]``.
         sustain: evaluations in a row at or above the threshold (:func:`time_to_threshold`).
         baseline: the control method ("scratch").
-        seed, reps, level: bootstrap seed, replicates and CI coverage.
+        seed: bootstrap seed.
+        reps: bootstrap replicates.
+        level: CI coverage.
         final_k: evaluations averaged by :func:`final_return`.
         min_seeds: fewer seeds in a method or in the baseline makes its verdict inconclusive.
         backend: bootstrap backend, see :func:`bootstrap_ci`.

@@ -175,7 +175,8 @@ def write_tensorboard_aggregate(
 
     Args:
         results: a :class:`Results` or an experiment output folder.
-        seed, reps: bootstrap seed and replicates for the CI bands.
+        seed: bootstrap seed for the CI bands.
+        reps: bootstrap replicates for the CI bands.
 
     Returns:
         ``<out>/tb``.
