@@ -7,8 +7,14 @@ everywhere and writes the same files; a backend only decides which process calls
   ``workers=0`` runs everything in the calling process, one run after another (for
   debugging).
 - ``ray``: each run is a Ray task with ``num_cpus=1`` on an existing cluster
-  (``ray_address``) or on a local Ray started with ``num_cpus=workers``. Results go to the
-  paths in the plan, so every Ray node must see the output folder (a shared filesystem).
+  (``ray_address``) or on a local Ray started with ``num_cpus=workers``. The nodes need not
+  share a disk with the driver or with each other: a task runs in a private folder of its
+  node (``$RLTRANSFER_WORKDIR`` or the temporary folder), the source run it starts from
+  travels to it through Ray's object store (put once, fetched by the nodes that need it),
+  and its run folder and TensorBoard events come back in the task's result, for the driver
+  to write (:func:`execute_shipped`, :func:`receive`). A source the driver has cached
+  already is copied on the driver. The progress display sees a Ray run's steps only when
+  it ends.
 
 A backend is three calls: ``submit(spec) -> handle``, ``wait(handles, timeout) -> done``,
 ``result(handle) -> dict``; and ``close()``.
@@ -18,18 +24,22 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import dataclasses
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from rltransfer import rundir
-from rltransfer._io import flock
-from rltransfer.experiment.plan import RunSpec
-from rltransfer.experiment.runner import execute
+from rltransfer._io import disk_full_names, flock
+from rltransfer.experiment.plan import SOURCE_KINDS, RunSpec
+from rltransfer.experiment.runner import cache_valid, clear_run, execute, source_lock
 
 __all__ = ["BACKENDS", "Backend", "InlineBackend", "LocalBackend", "RayBackend",
            "make_backend"]
@@ -187,15 +197,26 @@ class RayBackend(Backend):
                          runtime_env={"env_vars": env_vars})
             self.owned = True
         self.workers = int(ray.cluster_resources().get("CPU", workers))
-        self.task = ray.remote(num_cpus=1, max_retries=0)(execute)
+        self.task = ray.remote(num_cpus=1, max_retries=0)(execute_shipped)
+        self.shipped: dict[str, Any] = {}
+        """Source run folder -> the object ref of its files (put into Ray once)."""
 
     def submit(self, spec: RunSpec) -> Any:
-        return self.task.remote(spec)
+        if (spec.kind in SOURCE_KINDS and spec.cache_dir is not None
+                and cache_valid(Path(spec.cache_dir))):
+            return _Done(execute(spec))  # cached on the driver: a copy, no node needed
+        source = None
+        if spec.source_dir is not None:
+            if spec.source_dir not in self.shipped:
+                self.shipped[spec.source_dir] = self.ray.put(pack(spec.source_dir))
+            source = self.shipped[spec.source_dir]
+        return self.task.remote(spec, source)
 
     def wait(self, handles: Iterable[Any], timeout: float) -> list[Any]:
         handles = list(handles)
-        if not handles:
-            return []
+        local = [h for h in handles if isinstance(h, _Done)]
+        if local or not handles:
+            return local
         done, _ = self.ray.wait(handles, num_returns=1, timeout=timeout)
         # collect every other finished one too
         more, _ = self.ray.wait([h for h in handles if h not in done],
@@ -203,14 +224,99 @@ class RayBackend(Backend):
         return list(done) + list(more)
 
     def result(self, handle: Any, spec: RunSpec) -> dict[str, Any]:
+        if isinstance(handle, _Done):
+            return handle.value
         try:
-            return self.ray.get(handle)
+            value = self.ray.get(handle)
         except Exception as exc:  # the task's worker died
             return _crashed(spec, exc)
+        receive(spec, value.pop("files"))
+        return value
 
     def close(self, cancel: bool = False) -> None:
         if self.owned:
             self.ray.shutdown()
+
+
+# --------------------------------------------------------------------------- shipping
+
+WORKDIR_ENV = "RLTRANSFER_WORKDIR"
+"""Where a Ray task keeps its run while it trains (default: the node's temporary folder)."""
+
+
+def pack(folder: str | os.PathLike) -> dict[str, bytes]:
+    """Every file under ``folder`` as ``{relative posix path: bytes}`` (empty if missing)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def unpack(files: Mapping[str, bytes], folder: str | os.PathLike) -> None:
+    """Write ``files`` (as :func:`pack` gives them) under ``folder``."""
+    folder = Path(folder)
+    for rel, data in files.items():
+        path = folder / rel
+        if ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise ValueError(f"refusing to write {rel!r} outside {folder}")
+        with disk_full_names(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+
+def execute_shipped(spec: RunSpec, source: Mapping[str, bytes] | None = None) -> dict[str, Any]:
+    """:func:`execute` on a node that shares no disk with the driver (the Ray backend).
+
+    The run happens in a private folder of this node (under ``$RLTRANSFER_WORKDIR`` or the
+    temporary folder): ``source`` (the files of the source run a transfer run starts from)
+    is written there first, and
+    the run folder and its TensorBoard logs come back in the result (``files``), for the
+    driver to write (:func:`receive`). The folder is deleted afterwards.
+    """
+    base = Path(tempfile.mkdtemp(prefix=f"rltransfer-{spec.run_id}-",
+                                 dir=os.environ.get(WORKDIR_ENV) or None))
+    try:
+        local = dataclasses.replace(
+            spec, run_dir=str(base / "run"), tb_dir=str(base / "tb"),
+            source_dir=str(base / "source") if spec.source_dir is not None else None,
+            cache_dir=str(base / "cache" / spec.run_id) if spec.cache_dir is not None else None)
+        if source:
+            unpack(source, local.source_dir)
+        result = execute(local)
+        if spec.cache_dir is not None and rundir.is_done(local.run_dir):  # the driver's path
+            rundir.write_done(local.run_dir, {**rundir.read_done(local.run_dir),
+                                              "cache": spec.cache_dir})
+        result["files"] = {"run": pack(local.run_dir), "tb": pack(local.tb_dir)}
+        return result
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def receive(spec: RunSpec, files: Mapping[str, Mapping[str, bytes]]) -> None:
+    """Write what :func:`execute_shipped` sent back into the driver's folders: the run folder
+    whole (a temporary folder renamed into place, so it is never seen half written), its
+    TensorBoard logs, and a finished source into the driver's cache."""
+    clear_run(spec)
+    run_dir = Path(spec.run_dir)
+    _place(files.get("run", {}), run_dir)
+    unpack(files.get("tb", {}), spec.tb_dir)
+    if spec.cache_dir is not None and rundir.is_done(run_dir):
+        cache = Path(spec.cache_dir)
+        with source_lock(cache):
+            if not cache_valid(cache):
+                _place(files.get("run", {}), cache)
+
+
+def _place(files: Mapping[str, bytes], dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        unpack(files, tmp)
+        shutil.rmtree(dest, ignore_errors=True)
+        os.rename(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def make_backend(name: str, workers: int | None, address: str | None = None, *,

@@ -34,7 +34,7 @@ from rltransfer._io import disk_full_names, locked
 from rltransfer.experiment.plan import SOURCE_KINDS, RunSpec
 from rltransfer.rundir import CHECKPOINT, CURVE, DONE, LOSS, is_done
 
-__all__ = ["clear_run", "execute"]
+__all__ = ["cache_valid", "clear_run", "execute", "source_lock"]
 
 
 def clear_run(spec: RunSpec) -> None:
@@ -164,8 +164,8 @@ def _pretrain(spec: RunSpec) -> dict[str, Any]:
     """
     t0 = time.perf_counter()
     cache = Path(spec.cache_dir or spec.run_dir)
-    with _source_lock(cache):
-        cached = _cache_valid(cache)
+    with source_lock(cache):
+        cached = cache_valid(cache)
         if not cached:
             shutil.rmtree(cache, ignore_errors=True)
             for leftover in cache.parent.glob(f".{spec.run_id}.*"):
@@ -184,7 +184,7 @@ def _pretrain(spec: RunSpec) -> dict[str, Any]:
                 try:
                     os.rename(tmp, cache)
                 except OSError:  # without flock: another experiment finished it first
-                    if not _cache_valid(cache):
+                    if not cache_valid(cache):
                         raise
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -206,7 +206,7 @@ def _pretrain(spec: RunSpec) -> dict[str, Any]:
     return {"cached": cached}
 
 
-def _source_lock(cache: Path) -> contextlib.AbstractContextManager[None]:
+def source_lock(cache: Path) -> contextlib.AbstractContextManager[None]:
     """Hold ``<cache parent>/.<run_id>.lock`` (exclusive; waits for another holder)."""
     cache.parent.mkdir(parents=True, exist_ok=True)
     return locked(cache.parent / f".{cache.name}.lock")
@@ -226,7 +226,7 @@ def _copy_files(src: Path, dst: Path, *, shown: Path, skip: tuple[str, ...] = ()
                 shutil.copy2(path, dst / rel)
 
 
-def _cache_valid(cache: Path) -> bool:
+def cache_valid(cache: Path) -> bool:
     if not is_done(cache):
         return False
     from rltransfer.checkpoint import load_checkpoint

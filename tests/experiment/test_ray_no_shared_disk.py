@@ -1,0 +1,129 @@
+"""The Ray backend on a cluster whose nodes share no disk with the driver (issue #14.5).
+
+Two Ray nodes are started with ``ray start``, each in its own mount namespace where a fresh
+tmpfs hides the driver's folder (its output folder and its source cache): whatever a node
+writes to the driver's paths lands in its own tmpfs and never reaches the driver. Each node
+works in its own folder (``RLTRANSFER_WORKDIR``). The experiment must still finish with every
+run folder and TensorBoard run on the driver, the source shipped to the nodes through Ray.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rltransfer import rundir
+from rltransfer.experiment import load_experiment, make_plan, run
+
+ray = pytest.importorskip("ray")
+
+
+def _can_hide_folders() -> bool:
+    if shutil.which("unshare") is None or not sys.platform.startswith("linux"):
+        return False
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs none /mnt"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+pytestmark = pytest.mark.skipif(not _can_hide_folders(),
+                                reason="needs `unshare -m` and tmpfs mounts (root, Linux)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def cluster(tmp_path, monkeypatch):
+    """Two one-CPU Ray nodes that cannot see ``tmp_path/driver``; yields (address, driver).
+
+    The cluster uses Ray's token authentication (on by default since Ray 2.59), with one
+    token for the nodes and the driver, as a real cluster would."""
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    driver = tmp_path / "driver"
+    driver.mkdir()
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    ray_exe = str(Path(sys.executable).with_name("ray"))
+    procs = []
+    try:
+        for i in range(2):
+            work = tmp_path / f"node{i}"
+            work.mkdir()
+            start = (f"--head --port={port} --include-dashboard=false" if i == 0
+                     else f"--address={address}")
+            cmd = (f"mount -t tmpfs none {driver} && "
+                   f"exec {ray_exe} start --block --num-cpus=1 {start}")
+            env = {**os.environ, "RLTRANSFER_WORKDIR": str(work), "OMP_NUM_THREADS": "1"}
+            procs.append(subprocess.Popen(["unshare", "-m", "sh", "-c", cmd], env=env,
+                                          stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL,
+                                          start_new_session=True))
+            if i == 0:
+                time.sleep(5)
+        deadline = time.monotonic() + 120
+        ray.init(address=address, log_to_driver=False)
+        while len([n for n in ray.nodes() if n["Alive"]]) < 2:
+            assert time.monotonic() < deadline, "the two Ray nodes did not come up"
+            time.sleep(0.5)
+        yield address, driver
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+def test_results_and_sources_travel_through_ray(cluster, tiny, tmp_path):
+    address, driver = cluster
+    path = driver / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny))
+    out, cache = driver / "out", driver / "cache"
+    result = run(path, out=out, cache=cache, backend="ray", ray_address=address,
+                 report=False, progress=False)
+    assert result.ok, result.failed
+    assert (result.skipped, result.executed) == (0, 5)
+
+    plan = make_plan(load_experiment(path), out, cache)
+    for spec in plan.all_runs:  # every run folder whole on the driver
+        run_dir = Path(spec.run_dir)
+        assert rundir.run_status(run_dir) == "done", spec.run_id
+        assert rundir.read_config(run_dir)["run_id"] == spec.run_id
+        steps = rundir.read_curve(run_dir / rundir.CURVE)["step"]
+        assert steps[0] == 0 and steps[-1] >= spec.steps
+        assert (run_dir / rundir.CHECKPOINT / "card.json").is_file()
+        assert list(Path(spec.tb_dir).glob("events.out.tfevents.*")), spec.tb_dir
+        assert "rltransfer-" not in (run_dir / rundir.DONE).read_text()  # no node's path
+    # the source trained on a node reached the driver's cache, whole
+    from rltransfer.experiment.runner import cache_valid
+
+    assert cache_valid(Path(plan.source.cache_dir))
+    # the nodes cleaned their private folders
+    for i in range(2):
+        assert not list((tmp_path / f"node{i}").iterdir())
+
+    again = run(path, out=out, cache=cache, backend="ray", ray_address=address,
+                report=False, progress=False)
+    assert (again.skipped, again.executed) == (5, 0)
