@@ -16,6 +16,7 @@ MODULES = [
     "rltransfer.envs.pixels",
     "rltransfer.envs.builtin",
     "rltransfer.envs.catalogue",
+    "rltransfer.envs.making",
     "rltransfer.envs.listing",
     "rltransfer.envs.checks",
 ]
