@@ -62,7 +62,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from rltransfer._io import write_text_atomic
-from rltransfer.agent import versions
+from rltransfer.agent_checkpoint import versions
 from rltransfer.checkpoint import load_checkpoint, save_checkpoint, space_from_json, space_to_json
 from rltransfer.encoders import EncoderError, build_encoder, random_shift
 from rltransfer.encoders import encoder_kwargs as merge_encoder_kwargs
