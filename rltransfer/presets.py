@@ -97,6 +97,8 @@ class PolicySpec(_Strict):
 
     def to_kwargs(self) -> dict[str, Any]:
         """SB3 ``policy_kwargs``: names resolved to classes, unset fields left to SB3."""
+        # torch (and the encoders, which need it) only here: the experiment config validates
+        # presets through this module and stays torch-free (torch costs 2-3 s to import)
         import torch.nn as nn
 
         out: dict[str, Any] = {}

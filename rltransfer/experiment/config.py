@@ -45,8 +45,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rltransfer import envs
 from rltransfer._validation import format_validation_error, read_yaml
 from rltransfer.metrics import DEFAULT_SUSTAIN
+from rltransfer.presets import PresetError, resolve_preset
+
+# rltransfer.methods (get_method) is imported inside the functions that check methods: it
+# imports torch (2-3 s), and ``import rltransfer.experiment`` stays torch-free, so the process
+# that only schedules runs (``rlt.run`` with workers) never loads it.
 
 __all__ = [
     "EvalSchedule",
@@ -243,7 +249,7 @@ class MethodSetup:
     def to_json(self, preset: Any = None, overrides: Any = None) -> MethodSpec | dict[str, Any]:
         """The short form where it says everything (given the experiment's ``preset`` and
         ``overrides``), else the long form."""
-        from rltransfer.methods import get_method
+        from rltransfer.methods import get_method  # torch: see the note on imports
 
         if (self.label == get_method(self.spec).label and self.source in (None, AGENT_SOURCE)
                 and self.preset == preset and self.overrides == overrides):
@@ -365,8 +371,6 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
     if cfg.pair is not None:
         if cfg.source is not None or cfg.target is not None:
             raise fail("pair", "give either 'pair' or both 'source' and 'target', not both")
-        from rltransfer import envs
-
         try:
             pair_obj = envs.get_pair(cfg.pair)
         except ValueError as exc:
@@ -416,8 +420,6 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
         seed_list = list(cfg.seeds)
 
     # --- hyperparameters: resolve now so mistakes surface before anything runs
-    from rltransfer.presets import PresetError
-
     for field, member in (("target", target), ("source", source)):
         try:
             resolved_preset(member, cfg.algo, cfg.preset, cfg.overrides)
@@ -444,9 +446,6 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
 
 def resolved_preset(member: Member, algo: str, preset: Any, overrides: Any) -> dict[str, Any]:
     """The full preset (with overrides) a run on ``member`` uses, as JSON-able data."""
-    from rltransfer import envs
-    from rltransfer.presets import resolve_preset
-
     desc = envs.describe(member.env, member.knobs, **_pix(member.pixels))
     p = resolve_preset(member.env, algo, preset, family=desc.get("family"),
                        gym_id=desc.get("gym_id"), pixels=bool(member.pixels),
@@ -455,8 +454,6 @@ def resolved_preset(member: Member, algo: str, preset: Any, overrides: Any) -> d
 
 
 def _check_member(member: Member, where: str) -> None:
-    from rltransfer import envs
-
     try:
         envs.describe(member.env, member.knobs, **_pix(member.pixels))
     except ValueError as exc:
@@ -465,8 +462,7 @@ def _check_member(member: Member, where: str) -> None:
 
 def _check_methods(cfg: ExperimentConfig, target: Member, where: str) -> list[MethodSetup]:
     """Resolve every ``methods`` item: spec, source, preset, unique label; scratch first."""
-    from rltransfer.methods import get_method
-    from rltransfer.presets import PresetError
+    from rltransfer.methods import get_method  # torch: see the note on imports
 
     base_overrides = dict(cfg.overrides or {})
     setups: list[MethodSetup] = []

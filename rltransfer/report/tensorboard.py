@@ -14,8 +14,8 @@ Layout written by :func:`write_tensorboard_aggregate` (``tensorboard --logdir <o
   and one Multiline chart of every method's IQM, and category "rltransfer: runs" with a
   Multiline chart of ``eval/return`` for every method and seed.
 
-Events are written with the ``tensorboard`` package's protobufs and event file writer,
-imported only when writing (no torch, no TensorFlow).
+Events are written with the ``tensorboard`` package's protobufs and event file writer (no
+torch, no TensorFlow).
 """
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.compat.proto.tensor_pb2 import TensorProto
+from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+from tensorboard.plugins.custom_scalar import layout_pb2, metadata
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from rltransfer.report.results import Results, iqm_bands, load_results
 
@@ -73,8 +79,6 @@ def _clear_events(logdir: Path) -> None:
 
 def _write_events(logdir: Path, events: Sequence[Any]) -> None:
     """Replace ``logdir``'s event files by one file holding ``events``."""
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
-
     logdir.mkdir(parents=True, exist_ok=True)
     _clear_events(logdir)  # a rebuilt report replaces, never duplicates, its series
     writer = EventFileWriter(str(logdir))
@@ -87,9 +91,6 @@ def _write_events(logdir: Path, events: Sequence[Any]) -> None:
 
 def _scalar_event(tag: str, step: float, value: float, wall_time: float) -> Any:
     """An ``Event`` holding one scalar summary."""
-    from tensorboard.compat.proto.event_pb2 import Event
-    from tensorboard.compat.proto.summary_pb2 import Summary
-
     return Event(
         wall_time=wall_time,
         step=int(step),
@@ -99,12 +100,6 @@ def _scalar_event(tag: str, step: float, value: float, wall_time: float) -> Any:
 
 def _layout_event(names: Mapping[str, str], wall_time: float) -> Any:
     """The custom-scalars layout ``Event``: a band chart per method, IQM and runs charts."""
-    from tensorboard.compat.proto.event_pb2 import Event
-    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
-    from tensorboard.compat.proto.tensor_pb2 import TensorProto
-    from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
-    from tensorboard.plugins.custom_scalar import layout_pb2, metadata
-
     iqm_tag, low_tag, high_tag = AGGREGATE_TAGS
     bands = [
         layout_pb2.Chart(
