@@ -11,17 +11,17 @@ The rest of the agent API lives in two modules and is importable from here as we
 :func:`make_eval_env`) and :mod:`rltransfer.agent_checkpoint` (:func:`save_agent`,
 :func:`load_agent`, :func:`check_weights`, :func:`import_sb3`, :func:`extract_encoder`).
 
-Example:
-    >>> import tempfile
+Example (one PPO update of the CartPole preset each, to show the calls):
     >>> import rltransfer as rlt
-    >>> tiny = {"n_envs": 1, "n_steps": 64, "batch_size": 32, "n_epochs": 1}
-    >>> src = rlt.pretrain("CartPole-v1", algo="ppo", steps=64, seed=0, overrides=tiny,
-    ...                    out=tempfile.mkdtemp() + "/src", eval_episodes=1,
-    ...                    progress_bar=False)
+    >>> src = rlt.pretrain("cartpole", algo="ppo", steps=256, seed=0, out="src",
+    ...                    eval_episodes=2, progress_bar=False)
+    >>> rlt.load_checkpoint(src).card["steps"]
+    256
     >>> model = rlt.transfer(src, "cartpole", knobs={"length": 1.0}, method="finetune",
-    ...                      seed=1, overrides=tiny)
-    >>> model.learn(64).num_timesteps
-    64
+    ...                      seed=1)
+    >>> rows = rlt.learn_with_eval(model, 256, eval_every=128, eval_episodes=2)
+    >>> [row["step"] for row in rows]
+    [0, 128, 256]
 """
 
 from __future__ import annotations
@@ -167,6 +167,15 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
     The method's hooks run in order: ``configure`` (learner arguments), the agent is built,
     ``wrap_env`` (the training env only), ``initialize`` (weights), then its callbacks and
     loss terms are installed on the model, so a plain ``model.learn()`` runs all of it.
+
+    Example (``src``: a CartPole checkpoint, as :func:`pretrain` writes):
+        >>> src = pretrain("cartpole", steps=256, seed=0, out="src", eval_episodes=2,
+        ...                progress_bar=False)
+        >>> model = transfer(src, "cartpole", knobs={"length": 1.0}, seed=1,
+        ...                  method="partial", roles=["actor"])
+        >>> tlog = model.rltransfer_log  # the actor's tensors moved; the critic's are new
+        >>> tlog.method, len(tlog.moved), len(tlog.fresh), len(tlog.frozen)
+        ('partial[actor]', 6, 6, 0)
     """
     m = get_method(method, **method_options)
     ckpt = None
@@ -249,6 +258,12 @@ def learn_with_eval(model: BaseAlgorithm, steps: int, *, eval_every: int, eval_e
     initialized agent once and trains nothing. A parameter, loss, reward or return that
     becomes NaN or infinite stops training with :class:`rltransfer.training.DivergedError`
     (``diverged at step N: ...``).
+
+    Example:
+        >>> model = build_agent("cartpole", seed=0)
+        >>> rows = learn_with_eval(model, 512, eval_every=256, eval_episodes=2)
+        >>> [row["step"] for row in rows], sorted(rows[0])
+        ([0, 256, 512], ['episodes', 'mean_return', 'std_return', 'step', 'wall_time'])
     """
     _check_steps(steps)
     info = agent_info(model)

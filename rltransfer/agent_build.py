@@ -9,9 +9,11 @@ The verbs of :mod:`rltransfer.agent` build through here, and
 :mod:`rltransfer.agent_checkpoint` saves and loads what was built.
 
 Example:
-    >>> model = build_agent("CartPole-v1", algo="ppo", seed=0)
-    >>> agent_info(model).preset.policy, model.get_env().num_envs
-    ('MlpPolicy', 8)
+    >>> model = build_agent("cartpole", algo="ppo", seed=0, overrides={"n_steps": 64})
+    >>> type(model).__name__, model.n_steps, model.get_env().num_envs  # the preset's 8 envs
+    ('TransferPPO', 64, 8)
+    >>> agent_info(model).env_description()["knobs"]["length"]
+    0.5
     >>> make_eval_env(model).num_envs
     1
 """

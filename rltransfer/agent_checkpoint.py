@@ -143,6 +143,15 @@ def check_weights(ckpt: Checkpoint) -> Checkpoint:
     and dtype, and nothing else may be: a card whose spaces or network do not match its
     weights, or weights of another dtype, raise :class:`CheckpointError` naming the tensor,
     what the file holds and what the card implies. Other kinds (encoder checkpoints) pass.
+
+    Example:
+        >>> ckpt = load_checkpoint(save_agent(build_agent("CartPole-v1", seed=0), "agent"))
+        >>> ckpt.tensors["action_net.weight"] = torch.zeros(3, 64)  # three actions, not two
+        >>> check_weights(ckpt)
+        Traceback (most recent call last):
+        ...
+        rltransfer.checkpoint.CheckpointError: checkpoint 'agent': the weights contradict
+        card.json: action_net.weight has shape (3, 64) in model.safetensors, but ... needs (2, 64)
     """
     card = ckpt.card
     if card.get("kind", "agent") != "agent":
@@ -210,6 +219,17 @@ def import_sb3(zip_path: str | os.PathLike, env: str, *, out: str | os.PathLike,
     inferred from the weights; the activation defaults to the env's preset (``relu`` for
     RL Zoo's MuJoCo PPO agents, SB3's default otherwise). Normalization statistics saved
     by RL Zoo as ``vecnormalize.pkl`` are a pickle and are not imported.
+
+    Example (an SB3 model saved the usual way; SB3's PPO uses tanh):
+        >>> from stable_baselines3 import PPO
+        >>> PPO("MlpPolicy", "CartPole-v1", seed=0).save("zoo_agent.zip")
+        >>> path = import_sb3("zoo_agent.zip", "CartPole-v1", out="imported",
+        ...                   activation_fn="tanh")
+        >>> card = load_checkpoint(path).card
+        >>> card["imported_from"], card["policy_kwargs"]["net_arch"]
+        ('zoo_agent.zip', {'pi': [64, 64], 'vf': [64, 64]})
+        >>> type(load_agent(path)).__name__
+        'TransferPPO'
     """
     try:
         with zipfile.ZipFile(zip_path) as zf:
@@ -253,6 +273,13 @@ def extract_encoder(source: str | os.PathLike | Checkpoint, out: str | os.PathLi
     ``kind: encoder``; :func:`transfer` places it into any PPO or SAC policy that uses the
     same encoder. MLP policies have no encoder weights (their extractor only flattens):
     move their hidden layers with ``partial``/``frozen`` and ``roles=["encoder"]`` instead.
+
+    Example (an agent on CartPole's pixel view, whose CNN is the encoder):
+        >>> model = build_agent("cartpole", seed=0, pixels={"size": 64})
+        >>> path = extract_encoder(save_agent(model, "agent"), "encoder")
+        >>> card = load_checkpoint(path).card
+        >>> card["kind"], card["encoder"]
+        ('encoder', {'kwargs': {'features_dim': 256}, 'name': 'nature_cnn'})
     """
     ckpt = source if isinstance(source, Checkpoint) else load_checkpoint(source)
     if ckpt.card.get("kind", "agent") != "agent":

@@ -342,6 +342,11 @@ def get_pair(name: str) -> Pair:
 
     Raises:
         EnvError: unknown name; the message lists the closest pair names.
+
+    Example:
+        >>> pair = get_pair("cartpole/long-heavy-pole")
+        >>> pair.target.knobs, pair.threshold, pair.budget
+        ({'length': 1.0, 'masspole': 0.5}, 475.0, 100000)
     """
     ensure_loaded()
     if name not in _PAIRS:

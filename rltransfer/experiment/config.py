@@ -29,10 +29,14 @@ The file is read with ``yaml.safe_load`` (data only) and validated with pydantic
 Method names and options are checked by :func:`rltransfer.methods.get_method`, env names
 and knobs by :func:`rltransfer.envs.describe`, hyperparameters by the preset schema.
 
-Example:
-    >>> exp = load_experiment("experiments/cartpole_demo.yaml", seeds=2)   # doctest: +SKIP
-    >>> exp.method_labels, exp.seeds                                       # doctest: +SKIP
+Example (a file's mapping, validated; :func:`load_experiment` reads the same from a file):
+    >>> exp = resolve_experiment({"pair": "cartpole/long-heavy-pole", "algo": "ppo",
+    ...                           "methods": ["finetune", {"partial": {"roles": ["actor"]}}],
+    ...                           "seeds": 2})
+    >>> exp.method_labels, exp.seeds
     (['scratch', 'finetune', 'partial[actor]'], [0, 1])
+    >>> exp.steps, exp.eval_every, exp.threshold  # from the pair's budget and threshold
+    (100000, 5000, 475.0)
 """
 
 from __future__ import annotations
