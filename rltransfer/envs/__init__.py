@@ -158,6 +158,7 @@ def make_member(family: str, render_mode: str | None = None, **knobs: Any) -> gy
     pixels = knobs.pop("pixels", None)
     return make(family, knobs, pixels=pixels, render_mode=render_mode)
 
+
 def _register_ids_on_import() -> None:
     # a broken user catalogue file: the error is raised again on first use
     with contextlib.suppress(EnvError):
