@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 
@@ -104,8 +105,6 @@ def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
     with one line naming the file; ``what`` says what the file should be ("an experiment
     file", "a preset file", ...).
     """
-    import yaml
-
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

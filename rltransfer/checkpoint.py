@@ -103,6 +103,13 @@ def save_checkpoint(
     A full disk raises :class:`rltransfer._io.DiskFullError` ("disk full while writing
     <out>/<file>"); the temporary folder is removed and an existing checkpoint at ``out``
     stays as it was.
+
+    Example:
+        >>> path = save_checkpoint("ckpt", {"w": torch.ones(2, 3)}, {"algo": "ppo"})
+        >>> sorted(p.name for p in path.iterdir())
+        ['card.json', 'model.safetensors']
+        >>> load_checkpoint(path).tensors["w"].shape
+        torch.Size([2, 3])
     """
     out = Path(out)
     if out.exists() and not overwrite:
@@ -158,6 +165,18 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     before anything is read into memory: its length must fit the file (and
     :data:`MAX_HEADER_BYTES`), each tensor's dtype must be one of :data:`DTYPES` and its
     byte range must lie inside the file and match its shape.
+
+    Example:
+        >>> path = save_checkpoint("ckpt", {"w": torch.zeros(4)}, {"algo": "sac"})
+        >>> ckpt = load_checkpoint(path)
+        >>> ckpt.algo, sorted(ckpt.card["files"])  # each file with its sha256
+        ('sac', ['model.safetensors'])
+        >>> _ = (path / "model.safetensors").write_bytes(b"not weights")
+        >>> load_checkpoint(path)
+        Traceback (most recent call last):
+        ...
+        rltransfer.checkpoint.CheckpointError: checkpoint 'ckpt': sha256 of model.safetensors
+        is ..., the card says ...; the file was modified or corrupted, refusing to load it
     """
     path = Path(path)
     if isinstance(path, Path) and path.name == MODEL_FILE:

@@ -1,8 +1,8 @@
 """The ``rltransfer`` command line: one verb per job, ``--help`` on each.
 
-Verbs: ``pretrain``, ``transfer``, ``import-sb3``, ``inspect``, ``list``, and the verbs of
-the experiment harness (``run``, ``report``, ``demo``) and of vision
-(``pretrain-encoder``) where those modules are installed. Nothing imports this module.
+Verbs: ``pretrain``, ``transfer``, ``import-sb3``, ``inspect``, ``list``,
+``pretrain-encoder`` (vision), and the verbs of the experiment harness (``run``, ``report``,
+``demo``, from :mod:`rltransfer.experiment.cli`). Nothing imports this module.
 """
 
 from __future__ import annotations
@@ -12,17 +12,32 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco, which reads it once
+
+import torch
+
 from rltransfer import rundir
-from rltransfer.methods import method_names
-
-os.environ.setdefault("MUJOCO_GL", "egl")
-
-# Modules that contribute verbs: each exposes ``add_commands(subparsers)``.
-PLUGINS = ("rltransfer.experiment.cli",)
+from rltransfer.agent import (
+    check_weights,
+    during_run,
+    import_sb3,
+    pretrain,
+    raised_during_run,
+    train_and_save,
+    transfer,
+)
+from rltransfer.checkpoint import load_checkpoint
+from rltransfer.encoders import ENCODER_DEFAULTS, ENCODERS
+from rltransfer.envs import format_catalogue, parse_knob_args
+from rltransfer.experiment import cli as experiment_cli
+from rltransfer.methods import describe_methods, method_names
+from rltransfer.presets import ALGOS, load_presets
+from rltransfer.ssl import pretrain_encoder_cli
 
 
 class UserError(Exception):
@@ -72,8 +87,6 @@ def _positive_float(text: str) -> float:
 
 
 def _device(text: str) -> str:
-    import torch
-
     try:
         torch.device(text)
     except (RuntimeError, ValueError):
@@ -100,20 +113,7 @@ def _fresh_out(out: str, overwrite: bool, flag: str = "--out") -> None:
 
 
 def _knobs(items: Sequence[str] | None) -> dict[str, Any]:
-    from rltransfer import envs
-
-    parse = getattr(envs, "parse_knob_args", None)
-    if parse is not None:
-        return parse(list(items or []))
-    import yaml
-
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise UserError(f"--knob {item!r}: write name=value")
-        name, value = item.split("=", 1)
-        out[name.strip()] = yaml.safe_load(value)
-    return out
+    return parse_knob_args(list(items or []))
 
 
 def _add_env_args(p: argparse.ArgumentParser) -> None:
@@ -137,16 +137,12 @@ def _add_agent_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from rltransfer.agent import pretrain
-
     _fresh_out(args.out, args.overwrite)
     out = pretrain(args.env, algo=args.algo, steps=args.steps, seed=args.seed,
                    knobs=_knobs(args.knob), pixels=_json_arg(args.pixels, "--pixels"),
                    preset=args.preset, out=args.out, eval_episodes=args.eval_episodes,
                    progress_bar=not args.no_progress, tensorboard_log=args.tensorboard,
                    overwrite=args.overwrite, device=args.device)
-    from rltransfer.checkpoint import load_checkpoint
-
     card = load_checkpoint(out).card
     ev = card["evaluation"]
     print(f"checkpoint: {out}\nevaluation return: {ev['mean']:.2f} ± {ev['std']:.2f} "
@@ -155,8 +151,6 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    from rltransfer.agent import train_and_save, transfer
-
     method: Any = args.method
     options = _json_arg(args.method_options, "--method-options") or {}
     if args.roles:
@@ -178,8 +172,6 @@ def cmd_transfer(args: argparse.Namespace) -> int:
                                         if tlog.reinit else ""))
     for note in tlog.notes:
         print(f"  note: {note}")
-    from rltransfer.agent import during_run
-
     with during_run("transfer"):  # from here on a failure is the run's, not the input's
         out.mkdir(parents=True, exist_ok=True)
         curve = out / rundir.CURVE
@@ -198,8 +190,6 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from rltransfer.agent import import_sb3
-
     _fresh_out(args.out, args.overwrite)
     out = import_sb3(args.zip, args.env, out=args.out, knobs=_knobs(args.knob), algo=args.algo,
                      activation_fn=args.activation, overwrite=args.overwrite)
@@ -208,9 +198,6 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from rltransfer.agent import check_weights
-    from rltransfer.checkpoint import load_checkpoint
-
     ckpt = check_weights(load_checkpoint(args.checkpoint))
     print(json.dumps(ckpt.card, indent=2, sort_keys=True))
     fits = ", weights match the card's policy" if ckpt.card.get("kind", "agent") == "agent" else ""
@@ -219,8 +206,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain_encoder(args: argparse.Namespace) -> int:
-    from rltransfer.ssl import pretrain_encoder_cli
-
     pixels = _json_arg(args.pixels, "--pixels") or {"size": 64}
     _fresh_out(args.out, args.overwrite)
     out = pretrain_encoder_cli(
@@ -229,8 +214,6 @@ def cmd_pretrain_encoder(args: argparse.Namespace) -> int:
         objective=args.objective, positive=args.positive, frames=args.frames, steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, out=args.out,
         tb_dir=args.tensorboard, progress_bar=not args.no_progress, overwrite=args.overwrite)
-    from rltransfer.checkpoint import load_checkpoint
-
     card = load_checkpoint(out).card
     print(f"encoder checkpoint: {out}\nloss: {card.get('first_loss', float('nan')):.3f} -> "
           f"{card.get('final_loss', float('nan')):.3f}")
@@ -239,9 +222,7 @@ def cmd_pretrain_encoder(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what in ("envs", "all"):
-        from rltransfer import envs
-
-        print(envs.format_catalogue())
+        print(format_catalogue())
     if args.what in ("methods", "all"):
         print(format_methods())
     if args.what in ("encoders", "all"):
@@ -253,8 +234,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def format_encoders() -> str:
     """The encoder registry: names a preset's ``features_extractor`` accepts."""
-    from rltransfer.encoders import ENCODER_DEFAULTS, ENCODERS
-
     lines = ["Encoders (preset policy_kwargs.features_extractor):"]
     for name, target in ENCODERS.items():
         extra = ENCODER_DEFAULTS.get(name)
@@ -264,8 +243,6 @@ def format_encoders() -> str:
 
 def format_presets() -> str:
     """The agent presets per algorithm: name, where its values come from, what it serves."""
-    from rltransfer.presets import ALGOS, load_presets
-
     lines = ["Agent presets (agents/<algo>.yaml; --preset NAME or experiment `preset:`):"]
     for algo in ALGOS:
         lines.append(f"  {algo}:")
@@ -278,8 +255,6 @@ def format_presets() -> str:
 
 def format_methods() -> str:
     """The registered transfer methods: name, what it does, algorithms, options."""
-    from rltransfer.methods import describe_methods
-
     lines = ["Transfer methods (--method NAME, options with --method-options JSON):"]
     for m in describe_methods():
         lines.append(f"  {m['name']:<17} {m['summary']}  [{', '.join(m['algos'])}]")
@@ -409,16 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what to list (default: envs)")
     p.set_defaults(func=cmd_list)
 
-    import importlib
-
-    for name in PLUGINS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
-        module.add_commands(sub)
+    experiment_cli.add_commands(sub)
     return parser
 
 
@@ -442,8 +408,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # one line, no traceback unless -v
         code = exit_status(exc)
         if args.verbose:
-            import traceback
-
             traceback.print_exc()
         message = str(exc).strip() or type(exc).__name__
         if code == EXIT_RUN_FAILED and not _is_ours(exc):
@@ -463,10 +427,7 @@ def exit_status(exc: BaseException) -> int:
     is evaluated (rltransfer marks those, see :func:`rltransfer.agent.during_run`), a custom
     env's :class:`~rltransfer.envs.EnvFault`, and any other error are run failures.
     """
-    from rltransfer.envs.errors import EnvFault
-
-    agent = sys.modules.get("rltransfer.agent")  # not imported: nothing ran
-    if isinstance(exc, EnvFault) or (agent is not None and agent.raised_during_run(exc)):
+    if raised_during_run(exc):  # marked by during_run, or a custom env's EnvFault
         return EXIT_RUN_FAILED
     if isinstance(exc, UserError | ValueError | FileNotFoundError | FileExistsError
                   | NotADirectoryError | IsADirectoryError):

@@ -97,6 +97,8 @@ class PolicySpec(_Strict):
 
     def to_kwargs(self) -> dict[str, Any]:
         """SB3 ``policy_kwargs``: names resolved to classes, unset fields left to SB3."""
+        # torch (and the encoders, which need it) only here: the experiment config validates
+        # presets through this module and stays torch-free (torch costs 2-3 s to import)
         import torch.nn as nn
 
         out: dict[str, Any] = {}
@@ -265,6 +267,11 @@ def get_preset(env: str, algo: str, *, family: str | None = None,
     The lookup tries, in order: ``env`` itself, the family name, an entry whose ``match``
     lists the Gymnasium id, then ``default``. For a pixel view (``pixels=True``) it tries
     ``<env>-pixels`` and ``<family>-pixels`` first and falls back to ``pixels``.
+
+    Example:
+        >>> p = get_preset("CartPole-v1", "ppo")  # the cartpole entry matches the Gymnasium id
+        >>> p.n_envs, p.n_steps, p.source
+        (8, 32, 'rl-baselines3-zoo ppo.yml CartPole-v1 (tuned)')
     """
     presets = load_presets(algo)
     if pixels:
@@ -290,6 +297,15 @@ def resolve_preset(env: str, algo: str, preset: str | os.PathLike | Mapping[str,
 
     ``overrides`` (for example ``{"n_envs": 1}`` or ``{"policy_kwargs": {"net_arch": [32]}}``)
     are merged on top and validated with the rest.
+
+    Example:
+        >>> p = resolve_preset("cartpole", "ppo", None, overrides={"n_envs": 1})
+        >>> p.n_envs, p.n_steps
+        (1, 32)
+        >>> resolve_preset("cartpole", "ppo", None, overrides={"n_step": 64})
+        Traceback (most recent call last):
+        ...
+        rltransfer.presets.PresetError: ...n_step...
     """
     algo = check_algo(algo)
     if preset is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 
+from rltransfer.sb3 import internals
 from rltransfer.sb3.common import ParamInfo
 
 PARTS = ("features", "actor_trunk", "critic_trunk", "actor_head", "critic_head")
@@ -42,8 +43,6 @@ def classify(algo: str, keys: Iterable[str]) -> dict[str, ParamInfo]:
 
 
 def _internals(algo: str):
-    from rltransfer.sb3 import internals
-
     try:
         return internals(algo.lower())
     except ValueError:

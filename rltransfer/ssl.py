@@ -47,7 +47,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import importlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -60,7 +59,10 @@ from gymnasium import spaces
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
 
+from rltransfer import envs as rl_envs
 from rltransfer._io import write_text_atomic
 from rltransfer._versions import versions
 from rltransfer.checkpoint import load_checkpoint, save_checkpoint, space_from_json, space_to_json
@@ -294,11 +296,7 @@ def pretrain_encoder(
 
     writer = None
     if tb_dir is not None:
-        from torch.utils.tensorboard import SummaryWriter
-
         writer = SummaryWriter(log_dir=str(tb_dir))
-    from tqdm import tqdm
-
     losses: list[float] = []
     online.train()
     bar = tqdm(range(steps), desc=f"pretrain {encoder} ({objective})", disable=not progress_bar)
@@ -463,12 +461,10 @@ def pretrain_encoder_cli(
         >>> pretrain_encoder_cli  # doctest: +ELLIPSIS
         <function pretrain_encoder_cli at ...>
     """
-    envs = importlib.import_module("rltransfer.envs")  # lazy: only this entry point needs it
-
     def env_fn() -> gym.Env:
         if pixels is None:
-            return envs.make(env, knobs)
-        return envs.make(env, knobs, pixels=dict(pixels))
+            return rl_envs.make(env, knobs)
+        return rl_envs.make(env, knobs, pixels=dict(pixels))
 
     data = collect_frames(env_fn, frames, seed=seed)
     module, losses = pretrain_encoder(
@@ -487,8 +483,8 @@ def pretrain_encoder_cli(
     if loss_csv is not None:
         write_text_atomic(Path(loss_csv), "step,loss\n" + "".join(
             f"{i},{loss!r}\n" for i, loss in enumerate(losses, 1)))
-    env_card = (envs.describe(env, knobs) if pixels is None
-                else envs.describe(env, knobs, pixels=dict(pixels)))
+    env_card = (rl_envs.describe(env, knobs) if pixels is None
+                else rl_envs.describe(env, knobs, pixels=dict(pixels)))
     tail = losses[-10:]
     extra = {
         "env": env_card,

@@ -55,6 +55,13 @@ def evaluate(model: Any, eval_env: VecEnv, *, episodes: int, seed: int,
 
     Normalization statistics are copied from the model's training env first; the eval env
     never updates them.
+
+    Example:
+        >>> from rltransfer.agent import build_agent, make_eval_env
+        >>> model = build_agent("cartpole", seed=0)
+        >>> stats = evaluate(model, make_eval_env(model), episodes=3, seed=1)
+        >>> sorted(stats), stats["episodes"]
+        (['episodes', 'mean', 'std'], 3)
     """
     train_norm = model.get_vec_normalize_env()
     eval_norm = unwrap_vec_normalize(eval_env)

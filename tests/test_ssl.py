@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import types
 
 import gymnasium as gym
@@ -13,6 +12,7 @@ import torch
 import torchvision
 from helpers import MovingSquare
 
+from rltransfer import ssl as rl_ssl
 from rltransfer.checkpoint import load_checkpoint, save_checkpoint
 from rltransfer.encoders import EncoderError, build_encoder
 from rltransfer.ssl import (
@@ -163,7 +163,7 @@ def test_pretrain_encoder_cli_writes_a_checkpoint_with_env_card(tmp_path, monkey
         return {"name": env, "knobs": dict(knobs or {}), "pixels": pixels}
 
     fake_envs = types.SimpleNamespace(make=fake_make, describe=fake_describe)
-    monkeypatch.setitem(sys.modules, "rltransfer.envs", fake_envs)  # independent of envs' state
+    monkeypatch.setattr(rl_ssl, "rl_envs", fake_envs)  # independent of envs' state
     out = pretrain_encoder_cli("square", {"speed": 2}, pixels={"size": 32}, encoder="small_cnn",
                                objective="contrastive", frames=40, steps=3, seed=1,
                                out=str(tmp_path / "enc"), tb_dir=str(tmp_path / "tb"),

@@ -15,9 +15,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -31,21 +29,17 @@ from rltransfer.envs.catalogue import (
     get_family,
     get_pair,
     load_file,
+    lookup,
     pairs,
     register_pair,
     reload,
 )
 from rltransfer.envs.errors import EnvError, EnvFault
-from rltransfer.envs.family import (
-    EnvFamily,
-    _register,
-    find_family,
-    make_member,
-    register_family,
-)
-from rltransfer.envs.knobs import Knob, resolve_callable
+from rltransfer.envs.family import EnvFamily, register_family
+from rltransfer.envs.knobs import Knob
 from rltransfer.envs.listing import format_catalogue, parse_knob_args
-from rltransfer.envs.pixels import PixelSpec, pixel_view
+from rltransfer.envs.making import EnvFactory, build, description, factory
+from rltransfer.envs.pixels import PixelSpec
 
 __all__ = [
     "EnvError",
@@ -72,33 +66,6 @@ __all__ = [
     "register_pair",
     "reload",
 ]
-
-
-def _lookup(env: str) -> EnvFamily | None:
-    """The family named ``env``; ``None`` for a plain Gymnasium id; else :class:`EnvError`."""
-    if not isinstance(env, str):
-        raise EnvError(f"env: value {env!r} is not a family name or Gymnasium id")
-    ensure_loaded()
-    fam = find_family(env)
-    if fam is not None:
-        return fam
-    if env in gym.registry:
-        return None
-    names = [f.name for f in families()]
-    close = difflib.get_close_matches(env, names + [i for i in gym.registry], n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise EnvError(
-        f"unknown env family or Gymnasium id {env!r}{hint} Known families: "
-        f"{', '.join(names)} (or any registered Gymnasium id)"
-    )
-
-
-def _is_mujoco(fam: EnvFamily) -> bool:
-    if fam.xml is not None:
-        return True
-    if fam.gym_id is not None and fam.gym_id in gym.registry:
-        return "mujoco" in str(gym.spec(fam.gym_id).entry_point)
-    return False
 
 
 def make(
@@ -130,32 +97,7 @@ def make(
         >>> env.reset(seed=0)[0].shape, env.observation_space.dtype
         ((64, 64, 3), dtype('uint8'))
     """
-    spec = PixelSpec.parse(pixels)
-    fam = _lookup(env)
-    if fam is None:
-        if spec is not None:
-            render_mode = "rgb_array"
-        try:
-            if render_mode is not None:
-                kwargs["render_mode"] = render_mode
-            e = gym.make(env, **dict(knobs or {}), **kwargs)
-        except TypeError as err:
-            raise EnvError(f"env {env!r}: bad constructor keyword: {err}") from err
-        return pixel_view(e, spec) if spec is not None else e
-    drawer = None
-    if fam.drawer:
-        drawer = resolve_callable(fam.drawer, what=f"family {fam.name!r} drawer")
-    if spec is not None and (spec.renderer == "render" or drawer is None):
-        if spec.renderer == "numpy":
-            raise EnvError(
-                f"pixels.renderer: family {fam.name!r} has no numpy drawer; use 'render'"
-            )
-        render_mode = "rgb_array"
-        if _is_mujoco(fam):
-            kwargs.setdefault("width", spec.width)
-            kwargs.setdefault("height", spec.height)
-    e = fam.make(knobs, render_mode=render_mode, env_kwargs=kwargs)
-    return pixel_view(e, spec, drawer) if spec is not None else e
+    return build(lookup(env), knobs, pixels=pixels, render_mode=render_mode, **kwargs)
 
 
 def describe(
@@ -175,46 +117,7 @@ def describe(
         >>> d["family"], d["gym_id"], d["knobs"]
         ('pendulum', 'Pendulum-v1', {'g': 10.0, 'l': 1.0, 'm': 2.0})
     """
-    spec = PixelSpec.parse(pixels)
-    fam = _lookup(env)
-    px = spec.to_dict() if spec is not None else None
-    if fam is None:
-        return {
-            "name": env,
-            "family": None,
-            "gym_id": env,
-            "knobs": dict(sorted(dict(knobs or {}).items())),
-            "pixels": px,
-        }
-    return {
-        "name": fam.name,
-        "family": fam.name,
-        "gym_id": fam.base,
-        "knobs": fam.resolve(knobs),
-        "pixels": px,
-    }
-
-
-@dataclasses.dataclass(frozen=True)
-class EnvFactory:
-    """A picklable zero-argument env factory (for SB3 ``make_vec_env`` and worker processes).
-
-    It carries its family's definition, so a family registered from Python in the parent
-    also builds in a ``spawn`` worker.
-    """
-
-    env: str
-    knobs: dict[str, Any]
-    pixels: dict[str, Any] | None = None
-    family: EnvFamily | None = None
-    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def __call__(self) -> gym.Env:
-        if self.family is not None:
-            ensure_loaded()
-            if find_family(self.family.name) is None:
-                _register(self.family)
-        return make(self.env, self.knobs, pixels=self.pixels, **self.kwargs)
+    return description(lookup(env), knobs, pixels=pixels)
 
 
 def env_fn(
@@ -223,7 +126,7 @@ def env_fn(
     *,
     pixels: PixelSpec | Mapping[str, Any] | bool | None = None,
     **kwargs: Any,
-) -> Callable[[], gym.Env]:
+) -> EnvFactory:
     """A picklable zero-argument factory of ``make(env, knobs, pixels=pixels)``.
 
     Knobs are validated now, so mistakes surface in the parent process. A custom env (a
@@ -238,22 +141,22 @@ def env_fn(
         >>> fn().unwrapped.length
         1.0
     """
-    describe(env, knobs, pixels=pixels)
-    spec = PixelSpec.parse(pixels)
-    fam = _lookup(env)
-    if fam is not None and fam.entry_point is not None:  # a custom env: run it once now
-        from rltransfer.envs.checks import probe
+    return factory(lookup(env), knobs, pixels=pixels, **kwargs)
 
-        probe(lambda: make(env, knobs, pixels=pixels, **kwargs),
-              [fam.name, fam.base, fam.source, dict(knobs or {}),
-               spec.to_dict() if spec is not None else None, kwargs])
-    return EnvFactory(
-        env=env,
-        knobs=dict(knobs or {}),
-        pixels=spec.to_dict() if spec is not None else None,
-        family=fam,
-        kwargs=dict(kwargs),
-    )
+
+def make_member(family: str, render_mode: str | None = None, **knobs: Any) -> gym.Env:
+    """Gymnasium entry point of ``rltransfer/<Title>-v0``: knobs arrive as keywords.
+
+    A ``pixels=`` keyword (a dict) asks for the pixel view.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> import rltransfer.envs  # registers the ids
+        >>> gym.make("rltransfer/CartPole-v0", length=1.0).unwrapped.length
+        1.0
+    """
+    pixels = knobs.pop("pixels", None)
+    return make(family, knobs, pixels=pixels, render_mode=render_mode)
 
 
 def _register_ids_on_import() -> None:

@@ -22,11 +22,13 @@ evaluated. A file holds two optional mappings::
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 from pydantic import ValidationError
 
 from rltransfer._data import data_dir
@@ -40,6 +42,7 @@ from rltransfer.envs.family import (
     absolute_entry_point,
     find_family,
 )
+from rltransfer.envs.making import EnvFactory, Target, build, description, factory
 
 ENV_VAR = "RLTRANSFER_ENVS"
 
@@ -67,23 +70,17 @@ class Member:
     pixels: dict[str, Any] | None = None
     """Pixel view (see :class:`rltransfer.envs.PixelSpec`), or ``None`` for state observations."""
 
-    def make(self, **kwargs: Any) -> Any:
+    def make(self, **kwargs: Any) -> gym.Env:
         """Build this member (see :func:`rltransfer.envs.make`)."""
-        from rltransfer.envs import make
+        return build(lookup(self.env), self.knobs, pixels=self.pixels, **kwargs)
 
-        return make(self.env, self.knobs, pixels=self.pixels, **kwargs)
-
-    def env_fn(self) -> Any:
-        """A picklable zero-argument factory of this member."""
-        from rltransfer.envs import env_fn
-
-        return env_fn(self.env, self.knobs, pixels=self.pixels)
+    def env_fn(self) -> EnvFactory:
+        """A picklable zero-argument factory of this member (see :func:`rltransfer.envs.env_fn`)."""
+        return factory(lookup(self.env), self.knobs, pixels=self.pixels)
 
     def describe(self) -> dict[str, Any]:
         """The canonical description (see :func:`rltransfer.envs.describe`)."""
-        from rltransfer.envs import describe
-
-        return describe(self.env, self.knobs, pixels=self.pixels)
+        return description(lookup(self.env), self.knobs, pixels=self.pixels)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,12 +220,10 @@ def parse_pair(name: str, entry: Any, path: Path | str) -> Pair:
 
 def check_pair(pair: Pair) -> None:
     """Check that both members name known envs with valid knobs and pixel views."""
-    from rltransfer.envs import describe
-
     for side in ("source", "target"):
         m: Member = getattr(pair, side)
         try:
-            describe(m.env, m.knobs, pixels=m.pixels)
+            m.describe()
         except EnvError as err:
             raise EnvError(f"{pair.source_file}: pair {pair.name!r}.{side}: {err}") from err
 
@@ -347,6 +342,11 @@ def get_pair(name: str) -> Pair:
 
     Raises:
         EnvError: unknown name; the message lists the closest pair names.
+
+    Example:
+        >>> pair = get_pair("cartpole/long-heavy-pole")
+        >>> pair.target.knobs, pair.threshold, pair.budget
+        ({'length': 1.0, 'masspole': 0.5}, 475.0, 100000)
     """
     ensure_loaded()
     if name not in _PAIRS:
@@ -358,21 +358,6 @@ def pairs() -> list[Pair]:
     """All pairs, sorted by name."""
     ensure_loaded()
     return [_PAIRS[k] for k in sorted(_PAIRS)]
-
-
-__all__ = [
-    "ENV_VAR",
-    "Member",
-    "Pair",
-    "builtin_dir",
-    "ensure_loaded",
-    "find_family",
-    "get_pair",
-    "load_file",
-    "pairs",
-    "register_pair",
-    "reload",
-]
 
 
 def get_family(name: str) -> EnvFamily:
@@ -397,3 +382,49 @@ def families() -> list[EnvFamily]:
     """All registered families, sorted by name."""
     ensure_loaded()
     return [_FAMILIES[k] for k in sorted(_FAMILIES)]
+
+
+def lookup(env: str) -> Target:
+    """The family called ``env`` (catalogue loaded first), or ``env`` itself when it is a
+    plain Gymnasium id.
+
+    Raises:
+        EnvError: neither; the message lists the closest family names and Gymnasium ids.
+
+    Example:
+        >>> lookup("CartPole").name, lookup("CartPole-v1")
+        ('cartpole', 'CartPole-v1')
+    """
+    if not isinstance(env, str):
+        raise EnvError(f"env: value {env!r} is not a family name or Gymnasium id")
+    ensure_loaded()
+    fam = find_family(env)
+    if fam is not None:
+        return fam
+    if env in gym.registry:
+        return env
+    names = [f.name for f in families()]
+    close = difflib.get_close_matches(env, names + [i for i in gym.registry], n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise EnvError(
+        f"unknown env family or Gymnasium id {env!r}{hint} Known families: "
+        f"{', '.join(names)} (or any registered Gymnasium id)"
+    )
+
+
+__all__ = [
+    "ENV_VAR",
+    "Member",
+    "Pair",
+    "builtin_dir",
+    "ensure_loaded",
+    "families",
+    "find_family",
+    "get_family",
+    "get_pair",
+    "load_file",
+    "lookup",
+    "pairs",
+    "register_pair",
+    "reload",
+]

@@ -3,7 +3,7 @@
 A family is data (:class:`EnvFamily`, a pydantic model), so it validates when declared, prints
 in ``rltransfer list`` and pickles into worker processes. Every family is also registered with
 Gymnasium as ``rltransfer/<Title>-v0`` with the lazy string entry point
-``rltransfer.envs.family:make_member``, so ``gymnasium.make`` and SB3's ``make_vec_env`` work.
+``rltransfer.envs:make_member``, so ``gymnasium.make`` and SB3's ``make_vec_env`` work.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import gymnasium as gym
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rltransfer._validation import error_lines
+from rltransfer.envs.checks import CheckedEnv
 from rltransfer.envs.errors import EnvError, unknown_name
 from rltransfer.envs.knobs import (
     Knob,
@@ -27,6 +28,7 @@ from rltransfer.envs.knobs import (
     resolve_callable,
     split_knobs,
 )
+from rltransfer.envs.mujoco_knobs import apply_model_knobs, edited_xml
 
 GYM_NAMESPACE = "rltransfer"
 
@@ -149,8 +151,6 @@ class EnvFamily(BaseModel):
             kwargs[self.knobs[name].arg or name] = value
         xml_changed = {n: v for n, v in groups["xml"].items() if n in changed}
         if xml_changed:
-            from rltransfer.envs.mujoco_knobs import edited_xml
-
             kwargs["xml_file"] = str(edited_xml(self.xml, self.knobs, xml_changed))  # type: ignore[arg-type]
         kwargs.update(env_kwargs or {})
         if render_mode is not None:
@@ -159,8 +159,6 @@ class EnvFamily(BaseModel):
         apply_attr_knobs(env, self.knobs, {n: v for n, v in groups["attr"].items() if n in changed})
         model_changed = {n: v for n, v in groups["mujoco"].items() if n in changed}
         if model_changed:
-            from rltransfer.envs.mujoco_knobs import apply_model_knobs
-
             apply_model_knobs(env, self.knobs, model_changed)
         return apply_callable_knobs(env, self.knobs, groups["callable"])
 
@@ -178,8 +176,6 @@ class EnvFamily(BaseModel):
                 f"family {self.name!r}: entry point {self.base!r} returned "
                 f"{type(env).__name__}, which is not a gymnasium.Env"
             )
-        from rltransfer.envs.checks import CheckedEnv
-
         env = CheckedEnv(env, self.name, self.base)  # the user's code: check every call
         if self.max_episode_steps is not None:
             env = gym.wrappers.TimeLimit(env, self.max_episode_steps)
@@ -267,7 +263,7 @@ def _register(family: EnvFamily) -> EnvFamily:
         del gym.registry[gym_id]
     gym.register(
         id=gym_id,
-        entry_point="rltransfer.envs.family:make_member",
+        entry_point="rltransfer.envs:make_member",
         kwargs={"family": family.name},
         disable_env_checker=True,
     )
@@ -335,19 +331,3 @@ def find_family(name: str) -> EnvFamily | None:
             return fam
     return None
 
-
-def make_member(family: str, render_mode: str | None = None, **knobs: Any) -> gym.Env:
-    """Gymnasium entry point of ``rltransfer/<Title>-v0``: knobs arrive as keywords.
-
-    A ``pixels=`` keyword (a dict) asks for the pixel view.
-
-    Example:
-        >>> import gymnasium as gym
-        >>> import rltransfer.envs  # registers the ids
-        >>> gym.make("rltransfer/CartPole-v0", length=1.0).unwrapped.length
-        1.0
-    """
-    from rltransfer.envs import make
-
-    pixels = knobs.pop("pixels", None)
-    return make(family, knobs, pixels=pixels, render_mode=render_mode)

@@ -21,6 +21,11 @@ import numpy as np
 from rltransfer.envs.errors import EnvError, unknown_name
 from rltransfer.envs.knobs import Knob
 
+# ``mujoco`` (and ``gymnasium.envs.mujoco``, which imports it) is imported inside the functions
+# that use it: ``import mujoco`` reads MUJOCO_GL (the rendering backend) once, so it must not
+# happen before the caller sets it, and every ``import rltransfer.envs`` would pay for it
+# (0.18 s in a fresh process after ``import rltransfer.cli``).
+
 
 def gym_assets_dir() -> Path:
     """The folder of Gymnasium's MuJoCo XML files."""
@@ -171,6 +176,11 @@ def edited_xml(xml_path: str | Path, knobs: Mapping[str, Knob], values: Mapping[
 
     Example:
         >>> from rltransfer.envs.knobs import Knob
+
+# ``mujoco`` (and ``gymnasium.envs.mujoco``, which imports it) is imported inside the functions
+# that use it: ``import mujoco`` reads MUJOCO_GL (the rendering backend) once, so it must not
+# happen before the caller sets it, and every ``import rltransfer.envs`` would pay for it
+# (0.18 s in a fresh process after ``import rltransfer.cli``).
         >>> k = {"reach": Knob(kind="xml", default=1.0, bodies=("body0",))}
         >>> edited_xml(gym_assets_dir() / "reacher.xml", k, {"reach": 1.5}).suffix
         '.xml'

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
+from PIL import Image
 
 from rltransfer.envs.errors import EnvError, unknown_name
 
@@ -198,8 +199,6 @@ def resize_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize an ``(h, w, 3)`` uint8 frame (area-averaged with Pillow)."""
     if frame.shape[:2] == (height, width):
         return frame
-    from PIL import Image
-
     return np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))
 
 

@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import ctypes
 import dataclasses
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Iterable, Mapping
@@ -56,6 +59,8 @@ def _init_worker(parent: int | None = None, workers_lock: str | None = None) -> 
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
     os.environ.setdefault("MUJOCO_GL", "egl")
+    # torch here, after the thread settings above, and not with the module: the driver
+    # imports this module and stays torch-free (torch costs 2-3 s to import)
     import torch
 
     torch.set_num_threads(1)
@@ -69,14 +74,9 @@ def _exit_with_parent(parent: int | None = None) -> None:
     dies (``PR_SET_PDEATHSIG``); elsewhere a thread checks the parent every 0.2 s. Either
     way the next driver also waits for the workers lock (:func:`_hold_workers_lock`).
     """
-    import threading
-
     parent = os.getppid() if parent is None else parent
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
-            import ctypes
-            import signal
-
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the driver died before this worker got here
@@ -182,7 +182,7 @@ class RayBackend(Backend):
 
     def __init__(self, workers: int, address: str | None = None) -> None:
         try:
-            import ray
+            import ray  # an optional extra (rltransfer[ray]), imported when chosen
         except ImportError:
             raise ValueError("backend 'ray' needs Ray: pip install 'rltransfer[ray]'") from None
         self.ray = ray

@@ -10,8 +10,18 @@ the main entry point prints without a traceback (exit 2).
 from __future__ import annotations
 
 import argparse
+import difflib
+import json
 import os
+import sys
 from pathlib import Path
+
+from rltransfer._data import data_dir
+from rltransfer._io import DiskFullError
+from rltransfer.experiment.config import load_experiment
+from rltransfer.experiment.driver import run, tensorboard_command
+from rltransfer.report import build_report, table
+from rltransfer.report.summary import summary_table
 
 __all__ = ["DEMO", "add_commands", "cmd_demo", "cmd_report", "cmd_run", "resolve_experiment",
            "shipped_experiments"]
@@ -22,8 +32,6 @@ DEMO = "cartpole_demo"
 
 def shipped_experiments() -> dict[str, Path]:
     """The example experiments shipped with rltransfer (``experiments/*.yaml``), by name."""
-    from rltransfer._data import data_dir
-
     return {p.stem: p for p in sorted(data_dir("experiments").glob("*.yaml"))}
 
 
@@ -48,8 +56,6 @@ def resolve_experiment(value: str | os.PathLike) -> Path:
         name = parts[-1].removesuffix(".yaml")
         if name in shipped:
             return shipped[name]
-    import difflib
-
     close = difflib.get_close_matches(path.name.removesuffix(".yaml"), list(shipped), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise FileNotFoundError(
@@ -129,25 +135,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rltransfer.experiment.config import load_experiment
-
     exp = load_experiment(resolve_experiment(args.file), seeds=args.seeds, steps=args.steps)
     out = args.out or os.path.join("results", exp.name)
     return _run(exp, out, args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from rltransfer.experiment.config import load_experiment
-
     return _run(load_experiment(resolve_experiment(DEMO)), args.out, args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    import json
-
-    from rltransfer.experiment.driver import tensorboard_command
-    from rltransfer.report import build_report, table
-
     paths = build_report(args.dir)
     doc = json.loads(Path(paths.metrics_json).read_text())
     if doc.get("metrics"):
@@ -162,8 +159,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from rltransfer.report.summary import summary_table
-
     for d in args.dirs:
         if not (Path(d) / "metrics.json").is_file():
             raise ValueError(f"{d!r} holds no metrics.json; give experiment output folders "
@@ -173,11 +168,6 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _run(exp, out: str, args: argparse.Namespace) -> int:
-    import sys
-
-    from rltransfer._io import DiskFullError
-    from rltransfer.experiment.driver import run
-
     try:
         result = run(exp, out=out, workers=args.workers, backend=args.backend,
                      ray_address=args.ray_address, cache=args.cache,

@@ -29,10 +29,14 @@ The file is read with ``yaml.safe_load`` (data only) and validated with pydantic
 Method names and options are checked by :func:`rltransfer.methods.get_method`, env names
 and knobs by :func:`rltransfer.envs.describe`, hyperparameters by the preset schema.
 
-Example:
-    >>> exp = load_experiment("experiments/cartpole_demo.yaml", seeds=2)   # doctest: +SKIP
-    >>> exp.method_labels, exp.seeds                                       # doctest: +SKIP
+Example (a file's mapping, validated; :func:`load_experiment` reads the same from a file):
+    >>> exp = resolve_experiment({"pair": "cartpole/long-heavy-pole", "algo": "ppo",
+    ...                           "methods": ["finetune", {"partial": {"roles": ["actor"]}}],
+    ...                           "seeds": 2})
+    >>> exp.method_labels, exp.seeds
     (['scratch', 'finetune', 'partial[actor]'], [0, 1])
+    >>> exp.steps, exp.eval_every, exp.threshold  # from the pair's budget and threshold
+    (100000, 5000, 475.0)
 """
 
 from __future__ import annotations
@@ -45,8 +49,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rltransfer import envs
 from rltransfer._validation import format_validation_error, read_yaml
 from rltransfer.metrics import DEFAULT_SUSTAIN
+from rltransfer.presets import PresetError, resolve_preset
+
+# rltransfer.methods (get_method) is imported inside the functions that check methods: it
+# imports torch (2-3 s), and ``import rltransfer.experiment`` stays torch-free, so the process
+# that only schedules runs (``rlt.run`` with workers) never loads it.
 
 __all__ = [
     "EvalSchedule",
@@ -246,7 +256,7 @@ class MethodSetup:
     def to_json(self, preset: Any = None, overrides: Any = None) -> MethodSpec | dict[str, Any]:
         """The short form where it says everything (given the experiment's ``preset`` and
         ``overrides``), else the long form."""
-        from rltransfer.methods import get_method
+        from rltransfer.methods import get_method  # torch: see the note on imports
 
         if (self.label == get_method(self.spec).label and self.source in (None, AGENT_SOURCE)
                 and self.preset == preset and self.overrides == overrides):
@@ -374,8 +384,6 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
     if cfg.pair is not None:
         if cfg.source is not None or cfg.target is not None:
             raise fail("pair", "give either 'pair' or both 'source' and 'target', not both")
-        from rltransfer import envs
-
         try:
             pair_obj = envs.get_pair(cfg.pair)
         except ValueError as exc:
@@ -425,8 +433,6 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
         seed_list = list(cfg.seeds)
 
     # --- hyperparameters: resolve now so mistakes surface before anything runs
-    from rltransfer.presets import PresetError
-
     presets = {}
     for field, member in (("target", target), ("source", source)):
         try:
@@ -456,9 +462,6 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
 
 def resolved_preset(member: Member, algo: str, preset: Any, overrides: Any) -> dict[str, Any]:
     """The full preset (with overrides) a run on ``member`` uses, as JSON-able data."""
-    from rltransfer import envs
-    from rltransfer.presets import resolve_preset
-
     desc = envs.describe(member.env, member.knobs, **_pix(member.pixels))
     p = resolve_preset(member.env, algo, preset, family=desc.get("family"),
                        gym_id=desc.get("gym_id"), pixels=bool(member.pixels),
@@ -467,8 +470,6 @@ def resolved_preset(member: Member, algo: str, preset: Any, overrides: Any) -> d
 
 
 def _check_member(member: Member, where: str) -> None:
-    from rltransfer import envs
-
     try:
         envs.describe(member.env, member.knobs, **_pix(member.pixels))
     except ValueError as exc:
@@ -481,8 +482,7 @@ def _check_methods(cfg: ExperimentConfig, target: Member, where: str,
 
     ``target_preset`` is the experiment's preset resolved on the target: the preset of every
     method that gives neither its own preset nor overrides."""
-    from rltransfer.methods import get_method
-    from rltransfer.presets import PresetError
+    from rltransfer.methods import get_method  # torch: see the note on imports
 
     base_overrides = dict(cfg.overrides or {})
     setups: list[MethodSetup] = []

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rltransfer import envs
 from rltransfer.experiment.config import (
     AGENT_SOURCE,
     SOURCE_EVAL_EPISODES,
@@ -30,6 +31,7 @@ from rltransfer.experiment.config import (
     Experiment,
     Member,
 )
+from rltransfer.report import method_folders, safe_name  # method label -> TensorBoard folder
 from rltransfer.rundir import RUNS, TENSORBOARD
 
 __all__ = ["PLAN_FORMAT", "SOURCE_KINDS", "Plan", "RunSpec", "default_cache", "make_plan",
@@ -52,17 +54,6 @@ def canonical_json(data: Any) -> str:
 def run_id_of(identity: Mapping[str, Any]) -> str:
     """The short sha256 of a run's identity."""
     return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:ID_LENGTH]
-
-
-def safe_name(label: str) -> str:
-    """A method label as a folder name (the same rule as :func:`rltransfer.report.safe_name`)."""
-    try:
-        from rltransfer.report import safe_name as report_safe_name
-    except ImportError:  # pragma: no cover - report module missing
-        import re
-
-        return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_.") or "method"
-    return report_safe_name(label)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,8 +142,6 @@ def default_cache(out: str | os.PathLike) -> Path:
 def make_plan(exp: Experiment, out: str | os.PathLike,
               cache: str | os.PathLike | None = None) -> Plan:
     """Expand ``exp`` into runs with stable ids; paths under ``out``."""
-    from rltransfer import envs
-
     out = Path(out).resolve()
     cache_dir = Path(cache).expanduser().resolve() if cache else default_cache(out)
     runs_dir = out / RUNS
@@ -189,7 +178,6 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
             sources[name] = _ssl_source(exp, name, exp.target_preset, describe(exp.source),
                                         runs_dir, tb_root, cache_dir)
 
-    from rltransfer.report import method_folders  # the folders the report finds again
 
     folders = method_folders(exp.method_labels)
     target_desc = describe(exp.target)

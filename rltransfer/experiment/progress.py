@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from rltransfer.experiment.plan import SOURCE_KINDS, RunSpec
 from rltransfer.rundir import CURVE, last_step
 
@@ -34,8 +36,6 @@ class Progress:
         self.interval = 0.5 if sys.stderr.isatty() else 30.0
         self._last = 0.0
         if enabled and runs:
-            from tqdm.auto import tqdm
-
             total = sum(r.steps for r in runs)
             self.bar = tqdm(total=total, unit="step", unit_scale=True, dynamic_ncols=True,
                             file=sys.stderr, smoothing=0.05,

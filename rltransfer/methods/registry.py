@@ -55,6 +55,17 @@ def get_method(spec: str | Mapping[str, Any] | Method, **options: Any) -> Method
 
     ``options`` are merged into the spec's. Errors name the method, the option, the value
     and what is accepted.
+
+    Example:
+        >>> get_method("partial", roles=["actor"]).label
+        'partial[actor]'
+        >>> get_method({"frozen": {"unfreeze_at": 1000}}).spec()
+        {'frozen': {'unfreeze_at': 1000}}
+        >>> get_method("finetun")
+        Traceback (most recent call last):
+        ...
+        rltransfer.methods.base.TransferError: method 'finetun' is unknown
+        (did you mean 'finetune'?); choose from [...]
     """
     if isinstance(spec, Method):
         if not options:

@@ -67,6 +67,12 @@ def verdict(low: float | None, high: float | None, *, higher_is_better: bool = T
         low: lower bound of the CI of ``metric(method) - metric(scratch)``.
         high: upper bound of that CI.
         higher_is_better: False for metrics such as time to threshold.
+
+    Example:
+        >>> verdict(0.5, 3.0), verdict(-1.0, 2.0)
+        ('positive', 'inconclusive')
+        >>> verdict(10.0, 30.0, higher_is_better=False)  # it took longer than scratch
+        'negative'
     """
     if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
         return "inconclusive"
@@ -135,6 +141,17 @@ def compute(
         from step 0 on gives a finite lower bound), ``probability_of_improvement`` (on the
         primary metric), ``verdict`` and ``notes`` (which say when the speed-up is a bound).
         Missing numbers (no CI with one seed, undefined ratios) are None.
+
+    Example (five seeds per method, four evaluations; finetune starts ~190 higher):
+        >>> steps = np.array([0, 100, 200, 300])
+        >>> rng = np.random.default_rng(0)
+        >>> scratch = np.linspace(10, 300, 4) + rng.normal(0, 5, (5, 4))
+        >>> finetune = np.linspace(200, 500, 4) + rng.normal(0, 5, (5, 4))
+        >>> m = compute({"scratch": scratch, "finetune": finetune}, steps, reps=200)
+        >>> m["baseline"], m["methods"]["finetune"]["verdict"]
+        ('scratch', 'positive')
+        >>> sorted(m["methods"]["finetune"]["metrics"])  # no threshold: no time to threshold
+        ['auc', 'final_return', 'jumpstart']
     """
     steps = as_steps(steps)
     curves = {m: np.atleast_2d(as_returns(r, steps.size)) for m, r in results.items()}

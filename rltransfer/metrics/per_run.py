@@ -63,6 +63,10 @@ def jumpstart(steps: np.ndarray, returns: np.ndarray) -> float | np.ndarray:
 
     Returns:
         A float, or one value per seed.
+
+    Example:
+        >>> jumpstart(np.array([0, 10, 20]), np.array([[5.0, 6.0, 9.0], [7.0, 8.0, 9.0]]))
+        array([5., 7.])
     """
     steps = as_steps(steps)
     returns = as_returns(returns, steps.size)
@@ -78,6 +82,10 @@ def final_return(returns: np.ndarray, k: int = DEFAULT_FINAL_K) -> float | np.nd
     Args:
         returns: shape ``(n_evals,)`` or ``(n_seeds, n_evals)``.
         k: number of final evaluations to average (>= 1).
+
+    Example:
+        >>> final_return(np.array([1.0, 2.0, 4.0, 6.0]), k=2)
+        5.0
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")

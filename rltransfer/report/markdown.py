@@ -13,6 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import yaml
+
 from rltransfer import metrics as mt
 from rltransfer.report.results import Results
 from rltransfer.report.tables import (
@@ -51,8 +53,6 @@ def _verdict_line(label: str, e: Mapping[str, Any], base: str, level: float) -> 
 
 def _config_block(config: Any) -> str:
     try:
-        import yaml
-
         return "```yaml\n" + yaml.safe_dump(config, sort_keys=False).rstrip() + "\n```"
     except Exception:  # noqa: BLE001 - fall back to JSON for anything YAML cannot dump
         return "```json\n" + json.dumps(config, indent=2, default=str) + "\n```"

@@ -100,6 +100,18 @@ def table(metrics: Mapping[str, Any]) -> str:
     Args:
         metrics: the dict returned by :func:`rltransfer.metrics.compute`, or a loaded
             metrics.json.
+
+    Example:
+        >>> import numpy as np
+        >>> from rltransfer.metrics import compute
+        >>> rng = np.random.default_rng(0)
+        >>> curves = {"scratch": np.linspace(10, 300, 4) + rng.normal(0, 5, (5, 4)),
+        ...           "finetune": np.linspace(200, 500, 4) + rng.normal(0, 5, (5, 4))}
+        >>> print(table(compute(curves, np.array([0, 100, 200, 300]), reps=200)))
+        method    n  jumpstart ... verdict
+        --------  -  ...
+        scratch   5  ... baseline
+        finetune  5  ... positive
     """
     m = metrics_of(metrics)
     base = m["baseline"]

@@ -24,8 +24,8 @@ the cache, a results folder copied without ``tb/``) gets its evaluation curve fr
 ``curve.csv`` in an event file of the report's own (name ending in :data:`REPORT_SUFFIX`),
 replaced at each rebuild and deleted with the run's events when the run is redone.
 
-Events are written with the ``tensorboard`` package's protobufs and event file writer,
-imported only when writing (no torch, no TensorFlow).
+Events are written with the ``tensorboard`` package's protobufs and event file writer (no
+torch, no TensorFlow).
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.compat.proto.tensor_pb2 import TensorProto
+from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+from tensorboard.plugins.custom_scalar import layout_pb2, metadata
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from rltransfer import rundir
 from rltransfer.report.results import Results, iqm_bands, load_results
@@ -91,8 +97,6 @@ def _write_events(logdir: Path, events: Sequence[Any], *, suffix: str = "",
                   replace: str = _EVENTS) -> None:
     """Delete ``logdir``'s event files matching ``replace``, then write ``events`` to one
     new file (name ending in ``suffix``)."""
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
-
     logdir.mkdir(parents=True, exist_ok=True)
     for p in logdir.glob(replace):  # a rebuilt report replaces, never duplicates, its series
         p.unlink(missing_ok=True)
@@ -106,9 +110,6 @@ def _write_events(logdir: Path, events: Sequence[Any], *, suffix: str = "",
 
 def _scalar_event(tag: str, step: float, value: float, wall_time: float) -> Any:
     """An ``Event`` holding one scalar summary."""
-    from tensorboard.compat.proto.event_pb2 import Event
-    from tensorboard.compat.proto.summary_pb2 import Summary
-
     return Event(
         wall_time=wall_time,
         step=int(step),
@@ -119,12 +120,6 @@ def _scalar_event(tag: str, step: float, value: float, wall_time: float) -> Any:
 def _layout_event(wall_time: float) -> Any:
     """The custom-scalars layout ``Event``: every method's band, every method's IQM, every
     run's evaluation return (one line or band per TensorBoard run, in its colour)."""
-    from tensorboard.compat.proto.event_pb2 import Event
-    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
-    from tensorboard.compat.proto.tensor_pb2 import TensorProto
-    from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
-    from tensorboard.plugins.custom_scalar import layout_pb2, metadata
-
     iqm_tag, low_tag, high_tag = AGGREGATE_TAGS
     band = layout_pb2.Chart(
         title="every method: IQM over seeds and 95% CI",
