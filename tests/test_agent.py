@@ -29,7 +29,7 @@ def test_card_has_what_the_issue_lists(source):
         assert key in card, key
     assert card["algo"] == "ppo" and card["steps"] >= 256 and card["seed"] == 0
     assert card["env"]["name"] == "CartPole-v1"
-    assert set(card["evaluation"]) == {"mean", "std", "episodes"}
+    assert set(card["evaluation"]) == {"mean", "std", "episodes", "step"}  # the final point
     assert set(card["versions"]) >= {"rltransfer", "stable_baselines3", "torch", "gymnasium",
                                      "mujoco"}
     assert card["observation_space"]["type"] == "Box"

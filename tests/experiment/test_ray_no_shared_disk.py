@@ -47,6 +47,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float = 300) -> None:
+    """Wait until ``ray start`` wrote ``text`` to its log (minutes on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text(errors="replace"):
+        assert proc.poll() is None, f"ray start exited:\n{log.read_text(errors='replace')}"
+        assert time.monotonic() < deadline, f"ray start is slow:\n{log.read_text()}"
+        time.sleep(0.5)
+
+
 @pytest.fixture
 def cluster(tmp_path, monkeypatch):
     """Two one-CPU Ray nodes that cannot see ``tmp_path/driver``; yields (address, driver).
@@ -71,14 +80,14 @@ def cluster(tmp_path, monkeypatch):
             cmd = (f"mount -t tmpfs none {driver} && "
                    f"exec {ray_exe} start --block --num-cpus=1 {start}")
             env = {**os.environ, "RLTRANSFER_WORKDIR": str(work), "OMP_NUM_THREADS": "1"}
-            procs.append(subprocess.Popen(["unshare", "-m", "sh", "-c", cmd], env=env,
-                                          stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL,
-                                          start_new_session=True))
-            if i == 0:
-                time.sleep(5)
-        deadline = time.monotonic() + 120
+            log = tmp_path / f"node{i}.log"
+            with open(log, "wb") as fh:
+                procs.append(subprocess.Popen(["unshare", "-m", "sh", "-c", cmd], env=env,
+                                              stdout=fh, stderr=subprocess.STDOUT,
+                                              start_new_session=True))
+            _wait_for(log, "Ray runtime started", procs[-1])
         ray.init(address=address, log_to_driver=False)
+        deadline = time.monotonic() + 120
         while len([n for n in ray.nodes() if n["Alive"]]) < 2:
             assert time.monotonic() < deadline, "the two Ray nodes did not come up"
             time.sleep(0.5)
@@ -94,6 +103,9 @@ def cluster(tmp_path, monkeypatch):
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
+        # what Ray started outside those process groups, and its "current cluster" file, which
+        # a later plain ray.init() would otherwise try to join
+        subprocess.run([ray_exe, "stop", "--force"], capture_output=True, timeout=60)
 
 
 def test_results_and_sources_travel_through_ray(cluster, tiny, tmp_path):
