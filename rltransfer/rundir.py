@@ -35,8 +35,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,7 +46,7 @@ import numpy as np
 from rltransfer._io import disk_full_names, write_json_atomic, write_text_atomic
 
 __all__ = ["CHECKPOINT", "CONFIG", "CURVE", "CURVE_HEADER", "DONE", "ERROR", "EXPERIMENT",
-           "LOSS", "RUNS", "TENSORBOARD",
+           "LOSS", "RUNS", "TENSORBOARD", "method_folders", "safe_name",
            "RunStatus", "append_curve", "is_done", "last_step", "read_config", "read_curve",
            "read_done", "read_error", "run_status", "write_config", "write_done",
            "write_error"]
@@ -69,6 +70,34 @@ CURVE_HEADER = ("step", "mean_return", "std_return", "episodes", "wall_time")
 
 RunStatus = Literal["done", "failed", "unfinished"]
 """A run's state on disk: ``error.txt`` written (failed), ``done.json`` written, or neither."""
+
+
+_RESERVED = {"aggregate", "pretrain"}
+"""Folder names under ``<out>/tb/`` that a method's folder must not take."""
+
+
+def safe_name(label: str) -> str:
+    """Folder-safe form of a method label: ``partial[actor]`` -> ``partial_actor``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_.") or "method"
+    return f"{name}_method" if name in _RESERVED else name
+
+
+def method_folders(labels: Iterable[str]) -> dict[str, str]:
+    """Label -> its folder under ``<out>/tb/``: :func:`safe_name`, made unique in the order
+    given by a ``_2``, ``_3``... suffix (the plan passes the experiment's methods in order,
+    so the report, reading them from ``experiment.json``, finds the same folders)."""
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for label in labels:
+        if label in names:
+            continue
+        name, k = safe_name(label), 2
+        candidate = name
+        while candidate in used:
+            candidate, k = f"{name}_{k}", k + 1
+        used.add(candidate)
+        names[label] = candidate
+    return names
 
 
 def is_done(run_dir: str | os.PathLike) -> bool:

@@ -407,17 +407,11 @@ def _aggregate(out: Path) -> None:
 
 
 def _build_report(result: ExperimentResult) -> None:
-    import json
+    from rltransfer.report import build_report  # matplotlib, rliable: only when reporting
 
     try:
-        from rltransfer.report import build_report
-    except ImportError as exc:  # pragma: no cover - report module missing
-        result.report_error = f"rltransfer.report unavailable: {exc}"
-        return
-    try:
         result.report = build_report(result.out)
-        doc = json.loads(Path(result.report.metrics_json).read_text())
-        result.metrics = doc.get("metrics")
+        result.metrics = result.report.metrics
     except DiskFullError:
         raise  # not a report problem: the caller must free space (the runs are all saved)
     except Exception as exc:

@@ -31,8 +31,7 @@ from rltransfer.experiment.config import (
     Experiment,
     Member,
 )
-from rltransfer.report import method_folders, safe_name  # method label -> TensorBoard folder
-from rltransfer.rundir import RUNS, TENSORBOARD
+from rltransfer.rundir import RUNS, TENSORBOARD, method_folders, safe_name
 
 __all__ = ["PLAN_FORMAT", "SOURCE_KINDS", "Plan", "RunSpec", "default_cache", "make_plan",
            "run_id_of", "safe_name"]

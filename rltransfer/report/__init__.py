@@ -30,10 +30,9 @@ from rltransfer.report.tensorboard import (
     AGGREGATE_DIR,
     AGGREGATE_TAGS,
     EVAL_TAG,
-    method_folders,
-    safe_name,
     write_tensorboard_aggregate,
 )
+from rltransfer.rundir import method_folders, safe_name
 
 __all__ = [
     "AGGREGATE_DIR",

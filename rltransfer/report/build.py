@@ -10,6 +10,7 @@ and bootstrap seed give the same bytes in report.md, metrics.json and curves.png
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -36,6 +37,8 @@ class ReportPaths:
     metrics_json: Path
     tensorboard: Path | None = None
     """``<out>/tb`` when TensorBoard aggregates were written."""
+    metrics: dict[str, Any] | None = None
+    """The ``metrics`` of ``metrics.json``, as written (non-finite numbers as ``None``)."""
 
 
 def _wall_times(res: Results) -> dict[str, Any]:
@@ -115,16 +118,15 @@ def build_report(
         "versions": exp.get("versions") or {},
     }
     out = res.out_dir
-    paths = ReportPaths(out / "report.md", out / "curves.png", out / "metrics.json")
-    write_bytes_atomic(
-        paths.metrics_json,
-        (json.dumps(doc, indent=2, allow_nan=False, default=_json_default) + "\n").encode(),
-    )
+    text = json.dumps(doc, indent=2, allow_nan=False, default=_json_default) + "\n"
+    paths = ReportPaths(out / "report.md", out / "curves.png", out / "metrics.json",
+                        metrics=json.loads(text)["metrics"])
+    write_bytes_atomic(paths.metrics_json, text.encode())
     plot_curves(res, paths.curves_png, seed=seed, reps=reps, threshold=threshold)
     write_bytes_atomic(paths.report_md, render_markdown(res, doc).encode("utf-8"))
     if tensorboard:
         tb = write_tensorboard_aggregate(res, seed=seed, reps=reps)
-        paths = ReportPaths(paths.report_md, paths.curves_png, paths.metrics_json, tb)
+        paths = dataclasses.replace(paths, tensorboard=tb)
     return paths
 
 

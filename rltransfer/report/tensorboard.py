@@ -34,7 +34,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from rltransfer import rundir
 from rltransfer.report.results import Results, iqm_bands, load_results
+from rltransfer.rundir import method_folders
 
 EVAL_TAG = "eval/mean_return"
 """Tag of a run's evaluation curve (the one :mod:`rltransfer.training` logs live)."""
@@ -65,34 +66,6 @@ wrote none); the report replaces only these."""
 
 _EVENTS = "events.out.tfevents.*"
 _REPORT_EVENTS = f"{_EVENTS}{REPORT_SUFFIX}"
-_RESERVED = {"aggregate", "pretrain"}
-"""Folder names under ``<out>/tb/`` that a method's folder must not take."""
-
-
-def safe_name(label: str) -> str:
-    """Folder-safe form of a method label: ``partial[actor]`` -> ``partial_actor``."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_.") or "method"
-    return f"{name}_method" if name in _RESERVED else name
-
-
-def method_folders(labels: Iterable[str]) -> dict[str, str]:
-    """Label -> its folder under ``<out>/tb/``: :func:`safe_name`, made unique in the order
-    given by a ``_2``, ``_3``... suffix (the plan passes the experiment's methods in order,
-    so the report, reading them from ``experiment.json``, finds the same folders)."""
-    names: dict[str, str] = {}
-    used: set[str] = set()
-    for label in labels:
-        if label in names:
-            continue
-        name, k = safe_name(label), 2
-        candidate = name
-        while candidate in used:
-            candidate, k = f"{name}_{k}", k + 1
-        used.add(candidate)
-        names[label] = candidate
-    return names
-
-
 def _write_events(logdir: Path, events: Sequence[Any], *, suffix: str = "",
                   replace: str = _EVENTS) -> None:
     """Delete ``logdir``'s event files matching ``replace``, then write ``events`` to one

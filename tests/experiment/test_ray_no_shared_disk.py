@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -60,10 +59,11 @@ def _wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float = 300
 def cluster(tmp_path, monkeypatch):
     """Two one-CPU Ray nodes that cannot see ``tmp_path/driver``; yields (address, driver).
 
-    The cluster uses Ray's token authentication (on by default since Ray 2.59), with one
-    token for the nodes and the driver, as a real cluster would."""
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
+    Ray reads its authentication mode once, when it is imported, and this process imported it
+    before the test could set a token; so the test cluster runs without token
+    authentication (``RAY_AUTH_MODE=disabled``, as this driver does), reachable on this
+    machine only."""
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     driver = tmp_path / "driver"
     driver.mkdir()
