@@ -18,7 +18,14 @@ import griffe
 
 ROLE = re.compile(r":(?:func|class|mod|meth|attr|data|exc|obj):`(~?)([^`]+)`")
 BORDER = re.compile(r"^\s*=+(?: +=+)+\s*$")
-EXAMPLE = re.compile(r"^(\s*)Example:\s*$", re.MULTILINE)  # griffe reads "Examples:" as code
+EXAMPLE = re.compile(r"^(\s*)Examples?(?: \((.*)\))?:\s*$", re.MULTILINE)
+"""``Example:`` or ``Example (what it shows):`` (griffe reads only ``Examples:`` as code)."""
+
+
+def _example(match: re.Match) -> str:
+    indent, what = match.groups()
+    return f"{indent}{what[0].upper()}{what[1:]}:\n\n{indent}Examples:" if what else (
+        f"{indent}Examples:")
 
 
 def _role(match: re.Match) -> str:
@@ -50,7 +57,7 @@ def _table(lines: list[str]) -> list[str]:
 
 def to_markdown(text: str) -> str:
     """``text`` with reST roles, literal blocks and simple tables rewritten as Markdown."""
-    lines = EXAMPLE.sub(r"\1Examples:", ROLE.sub(_role, text)).split("\n")
+    lines = EXAMPLE.sub(_example, ROLE.sub(_role, text)).split("\n")
     out: list[str] = []
     i = 0
     while i < len(lines):
