@@ -173,6 +173,15 @@ def test_every_weight_moving_method_works_through_the_adapter(sources, method, r
     target.learn(128)  # trains: the guide, the KL term and the held actor all run
 
 
+def test_replay_warmstart_guide_acts_in_the_target_space_through_the_adapter(sources):
+    _, target, _ = _pair_models(sources, "hopper/to-walker2d", "sac", method="replay_warmstart",
+                                steps=64)
+    target.learn(80)
+    guided = target.replay_buffer.actions[:64, 0]  # (step, 6), scaled to [-1, 1]
+    assert guided.shape == (64, 6) and np.abs(guided).max() > 0
+    np.testing.assert_allclose(guided[:, 3:], guided[:, :3], atol=1e-6)  # the left leg mirrors
+
+
 @pytest.mark.parametrize("algo", ["ppo", "sac"])
 def test_kickstart_teacher_gets_the_source_observation(sources, algo, rng):
     source, target, ad = _pair_models(sources, "hopper/to-walker2d", algo, method="kickstart")
