@@ -61,7 +61,10 @@ from rltransfer.agent_checkpoint import (
     versions,
 )
 from rltransfer.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from rltransfer.envs.adapter import Adapter, ResolvedAdapter
+from rltransfer.envs.catalogue import family_blocks, parse_adapter
 from rltransfer.methods import MethodContext, TransferError, TransferLog, get_method
+from rltransfer.methods.adapter import AdaptedTeacher, adapt_checkpoint
 from rltransfer.presets import Preset, check_algo
 from rltransfer.training import EvalCurveCallback, learn_checked, log_to
 
@@ -165,7 +168,9 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
              preset: str | os.PathLike | Mapping[str, Any] | None = None,
              overrides: Mapping[str, Any] | None = None, on_mismatch: str = "error",
              normalize_update: bool = True, tensorboard_log: str | os.PathLike | None = None,
-             device: str = "cpu", **method_options: Any) -> BaseAlgorithm:
+             device: str = "cpu",
+             adapter: str | Adapter | Mapping[str, Any] | ResolvedAdapter | None = None,
+             **method_options: Any) -> BaseAlgorithm:
     """A target agent for ``env`` initialized from ``source`` by ``method``, ready to learn.
 
     ``method`` is a name (``rltransfer list methods``), a mapping ``{name: {options}}``, or a
@@ -173,6 +178,13 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
     ``algo`` defaults to the source's. Normalization statistics of the source travel with the
     weights; ``normalize_update`` says whether the target keeps updating them (``True``) or
     holds them fixed.
+
+    ``adapter``: when the source's observation or action layout differs from the target's,
+    how their dimensions correspond: a pair name whose adapter to use
+    (``"hopper/to-walker2d"``), an :class:`rltransfer.envs.Adapter` or its mapping. The
+    source is then rewritten into the target's shapes, function-preserving at step 0
+    (:mod:`rltransfer.methods.adapter`), before the method moves weights; a teacher sees its
+    own observation. The card records it under ``transfer.adapter``.
 
     The method's hooks run in order: ``configure`` (learner arguments), the agent is built,
     ``wrap_env`` (the training env only), ``initialize`` (weights), then its callbacks and
@@ -208,8 +220,12 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
     model = build_agent(env, algo=algo, seed=seed, knobs=knobs, pixels=pixels, preset=preset,
                         overrides=overrides, normalize=src_norm if src_norm else True,
                         tensorboard_log=tensorboard_log, device=device, method=m)
-    teacher = make_teacher(ckpt, env, knobs=knobs) if m.needs_teacher else None
-    ctx = MethodContext(source=ckpt, on_mismatch=on_mismatch, teacher=teacher, seed=seed)
+    resolved = _resolve_adapter(adapter, ckpt, model, env, pixels)
+    moved = adapt_checkpoint(ckpt, model, resolved) if resolved is not None else ckpt
+    teacher = (make_teacher(ckpt, env, knobs=knobs, adapter=resolved,
+                            action_space=model.action_space) if m.needs_teacher else None)
+    ctx = MethodContext(source=moved, on_mismatch=on_mismatch, teacher=teacher, seed=seed,
+                        adapter=resolved)
     wrapped = m.wrap_env(model.env, model, ctx)
     if wrapped is not model.env:
         model.env = wrapped
@@ -220,10 +236,12 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
     model.rlt.loss_terms.extend(m.loss_terms(model, ctx))
     info = agent_info(model)
     if src_norm:
-        load_normalization(model, ckpt, normalize_update)
+        load_normalization(model, moved, normalize_update)
         info.normalize = {**info.normalize, "update": bool(normalize_update),
                           "from_source": True}
     info.transfer = {**tlog.summary(), "label": m.label, "spec": m.spec()}
+    if resolved is not None:  # only then: cards of same-space transfers stay as they were
+        info.transfer["adapter"] = resolved.to_json()
     if ckpt is not None:
         info.source = {"sha256": ckpt.card.get("sha256"), "env": ckpt.card.get("env"),
                        "algo": ckpt.card.get("algo"), "kind": ckpt.card.get("kind", "agent"),
@@ -235,19 +253,27 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
 
 
 def make_teacher(source: Checkpoint, env: str, *,
-                 knobs: Mapping[str, Any] | None = None) -> Any:
+                 knobs: Mapping[str, Any] | None = None,
+                 adapter: ResolvedAdapter | None = None, action_space: Any = None) -> Any:
     """The source agent's policy as a frozen, eval-mode teacher on the target's spaces.
 
     Built from the checkpoint's own preset on the target env (so its spaces are the
-    target's); its parameters have ``requires_grad`` off and it is in no optimizer.
+    target's); its parameters have ``requires_grad`` off and it is in no optimizer. With an
+    ``adapter`` it is built on the source's own env and wrapped in an
+    :class:`~rltransfer.methods.adapter.AdaptedTeacher`, which takes the target's
+    observations and gives actions in the target's ``action_space``.
     """
     py_state, np_state = random.getstate(), np.random.get_state()
     try:
         with torch.random.fork_rng(devices=[]):  # building it must not move the target's RNGs
-            agent = load_agent(source, env=env, knobs=knobs, seed=0)
+            if adapter is not None:
+                agent = load_agent(source, seed=0)  # the source's env: its own spaces
+            else:
+                agent = load_agent(source, env=env, knobs=knobs, seed=0)
     except RuntimeError as exc:
         raise TransferError(f"the source policy does not fit the target env {env!r} "
-                            f"(its spaces differ): {str(exc).splitlines()[0]}") from None
+                            f"(its spaces differ; give an adapter): "
+                            f"{str(exc).splitlines()[0]}") from None
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)
@@ -256,7 +282,37 @@ def make_teacher(source: Checkpoint, env: str, *,
     for p in teacher.parameters():
         p.requires_grad_(False)
     agent.env.close()
+    if adapter is not None:
+        return AdaptedTeacher(teacher, adapter, source.card["algo"],
+                              action_space if action_space is not None else agent.action_space)
     return teacher
+
+
+def _resolve_adapter(adapter: Any, ckpt: Checkpoint | None, model: BaseAlgorithm, env: str,
+                     pixels: Mapping[str, Any] | None) -> ResolvedAdapter | None:
+    """``adapter`` (a pair name, a spec or its mapping) resolved against the source card's
+    spaces and the target model's."""
+    if adapter is None or isinstance(adapter, ResolvedAdapter):
+        if adapter is not None and ckpt is None:
+            raise ValueError("adapter: there is no source checkpoint to adapt (source=None)")
+        return adapter
+    if ckpt is None:
+        raise ValueError("adapter: there is no source checkpoint to adapt (source=None)")
+    where = "transfer"
+    if isinstance(adapter, str):
+        pair = rl_envs.get_pair(adapter)
+        where = f"pair {adapter!r}"
+        if pair.adapter is None:
+            raise TransferError(f"adapter: pair {adapter!r} declares no adapter")
+        spec = pair.adapter
+    else:
+        spec = parse_adapter(adapter, where)
+    src_env = ckpt.card.get("env") or {}
+    return spec.resolve(
+        source_obs=ckpt.observation_space(), target_obs=model.observation_space,
+        source_act=ckpt.action_space(), target_act=model.action_space,
+        source_blocks=family_blocks(src_env.get("family"), src_env.get("pixels")),
+        target_blocks=family_blocks(env, pixels), where=where)
 
 
 def learn_with_eval(model: BaseAlgorithm, steps: int, *, eval_every: int, eval_episodes: int,

@@ -150,6 +150,13 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _adapter_arg(value: str | None) -> Any:
+    """``--adapter``: a pair name, or an adapter written as JSON."""
+    if value is None or not value.lstrip().startswith("{"):
+        return value
+    return _json_arg(value, "--adapter")
+
+
 def cmd_transfer(args: argparse.Namespace) -> int:
     method: Any = args.method
     options = _json_arg(args.method_options, "--method-options") or {}
@@ -165,7 +172,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
                      knobs=_knobs(args.knob), pixels=_json_arg(args.pixels, "--pixels"),
                      preset=args.preset, on_mismatch=args.on_mismatch,
                      normalize_update=not args.fix_normalization, device=args.device,
-                     **options)
+                     adapter=_adapter_arg(args.adapter), **options)
     tlog = model.rltransfer_log
     print(f"method {tlog.method}: moved {len(tlog.moved)} tensors, {len(tlog.frozen)} frozen, "
           f"{len(tlog.fresh)} fresh" + (f", {len(tlog.reinit)} re-initialized on mismatch"
@@ -317,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method-options", metavar="JSON", default=None, help="method options")
     p.add_argument("--on-mismatch", choices=["error", "reinit"], default="error",
                    help="when shapes differ: stop with a table, or re-initialize what differs")
+    p.add_argument("--adapter", metavar="PAIR|JSON", default=None,
+                   help="when source and target spaces differ: a pair whose adapter to use "
+                        "(e.g. hopper/to-walker2d) or an adapter as JSON {obs, act, mirror}")
     p.add_argument("--fix-normalization", action="store_true",
                    help="hold the source's normalization statistics fixed on the target")
     p.add_argument("--algo", choices=["ppo", "sac"], default=None,

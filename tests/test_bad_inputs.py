@@ -364,7 +364,8 @@ CASES = [
 
     # ---- experiment files
     Case("exp-unknown-field", "experiment", RUN_EXP, USER,
-         r"exp\.yaml: sedes: unknown field \(did you mean 'seeds'\?\); accepted fields: algo",
+         r"exp\.yaml: sedes: unknown field \(did you mean 'seeds'\?\); accepted fields: "
+         r"adapter, algo",
          setup=_exp("sedes: 3\n")),
     Case("exp-method-unknown", "experiment", RUN_EXP, USER,
          r"exp\.yaml: methods\[1\]: 'finetuen': .*did you mean 'finetune'",

@@ -20,6 +20,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from rltransfer.envs.adapter import Adapter, AdapterError, ResolvedAdapter
 from rltransfer.envs.catalogue import (
     Member,
     Pair,
@@ -42,6 +43,9 @@ from rltransfer.envs.making import EnvFactory, build, description, factory
 from rltransfer.envs.pixels import PixelSpec
 
 __all__ = [
+    "Adapter",
+    "AdapterError",
+    "ResolvedAdapter",
     "EnvError",
     "EnvFault",
     "EnvFactory",

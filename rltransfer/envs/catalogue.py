@@ -17,6 +17,9 @@ evaluated. A file holds two optional mappings::
         target: {env: cartpole, knobs: {length: 1.0}}
         threshold: 475
         budget: 100000
+
+A pair whose spaces differ declares an ``adapter`` (see :class:`rltransfer.envs.Adapter`):
+which source observation and action dimensions the target's correspond to.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ import gymnasium as gym
 from pydantic import ValidationError
 
 from rltransfer._data import data_dir
-from rltransfer._validation import read_yaml
+from rltransfer._validation import format_validation_error, read_yaml
+from rltransfer.envs.adapter import Adapter, AdapterError, ResolvedAdapter
 from rltransfer.envs.errors import EnvError, unknown_name
 from rltransfer.envs.family import (
     _FAMILIES,
@@ -108,6 +112,24 @@ class Pair:
     """One line for ``rltransfer list``."""
     source_file: str = "python"
     """Where the pair was declared."""
+    adapter: Adapter | None = None
+    """How source dimensions correspond to the target's, when the spaces differ."""
+
+    def resolve_adapter(self, adapter: Adapter | Mapping[str, Any] | None = None
+                        ) -> ResolvedAdapter | None:
+        """The pair's adapter (or ``adapter``, overriding it) checked against both members'
+        spaces; ``None`` when neither is given.
+
+        Example:
+            >>> r = get_pair("invertedpendulum/to-double").resolve_adapter()
+            >>> r.obs  # per target dim, the source dim it reads (-1: new)
+            (0, 1, -1, -1, -1, 2, 3, -1, -1)
+        """
+        spec = parse_adapter(adapter, f"pair {self.name!r}") if adapter is not None \
+            else self.adapter
+        if spec is None:
+            return None
+        return resolve_members(spec, self.source, self.target, where=f"pair {self.name!r}")
 
 
 _PAIRS: dict[str, Pair] = {}
@@ -195,7 +217,7 @@ def parse_pair(name: str, entry: Any, path: Path | str) -> Pair:
     where = f"{path}: pair {name!r}"
     if not isinstance(entry, dict):
         raise EnvError(f"{where}: entry must be a mapping, got {entry!r}")
-    fields = ["source", "target", "threshold", "budget", "description"]
+    fields = ["source", "target", "threshold", "budget", "description", "adapter"]
     for key in entry:
         if key not in fields:
             raise unknown_name("pair field", key, fields, where=f" ({where})")
@@ -215,17 +237,93 @@ def parse_pair(name: str, entry: Any, path: Path | str) -> Pair:
         budget=budget,
         description=str(entry.get("description", "")),
         source_file=str(path),
+        adapter=parse_adapter(entry.get("adapter"), where),
     )
 
 
+def parse_adapter(value: Any, where: str) -> Adapter | None:
+    """An :class:`Adapter` from a mapping (``None`` stays ``None``); errors name ``where``."""
+    if value is None or isinstance(value, Adapter):
+        return value
+    if not isinstance(value, Mapping):
+        raise AdapterError(f"{where}.adapter: value {value!r} is not a mapping with obs, act, "
+                           "mirror")
+    try:
+        return Adapter.model_validate(dict(value))
+    except ValidationError as err:
+        raise AdapterError(format_validation_error(err, f"{where}.adapter", "adapter",
+                                                   Adapter)) from None
+
+
+def member_spaces(member: Member) -> tuple[Any, Any, tuple[dict, dict]]:
+    """``(observation space, action space, (obs_blocks, act_blocks))`` of a member (built once
+    and closed; a plain Gymnasium id has no blocks)."""
+    env = member.make()
+    try:
+        obs_space, act_space = env.observation_space, env.action_space
+    finally:
+        env.close()
+    return obs_space, act_space, family_blocks(member.env, member.pixels)
+
+
+def family_blocks(env: str | None, pixels: Any = None) -> tuple[dict, dict]:
+    """``(obs_blocks, act_blocks)`` of an env's family; none for a plain Gymnasium id, an
+    unknown name or a pixel view (whose observation is an image)."""
+    if not env or pixels:
+        return {}, {}
+    ensure_loaded()
+    fam = find_family(env)
+    return (dict(fam.obs_blocks), dict(fam.act_blocks)) if fam is not None else ({}, {})
+
+
+def resolve_members(spec: Adapter, source: Member, target: Member, *,
+                    where: str = "adapter") -> ResolvedAdapter:
+    """``spec`` resolved against the spaces and blocks of two members."""
+    so, sa, sb = member_spaces(source)
+    to, ta, tb = member_spaces(target)
+    return spec.resolve(source_obs=so, target_obs=to, source_act=sa, target_act=ta,
+                        source_blocks=sb, target_blocks=tb, where=where)
+
+
 def check_pair(pair: Pair) -> None:
-    """Check that both members name known envs with valid knobs and pixel views."""
+    """Check that both members name known envs with valid knobs and pixel views, and that
+    the adapter's names are blocks of the members' families (its shapes are checked against
+    the spaces when it is resolved: that builds the envs)."""
     for side in ("source", "target"):
         m: Member = getattr(pair, side)
         try:
             m.describe()
         except EnvError as err:
             raise EnvError(f"{pair.source_file}: pair {pair.name!r}.{side}: {err}") from err
+    if pair.adapter is not None:
+        _check_adapter_names(pair)
+
+
+def _check_adapter_names(pair: Pair) -> None:
+    def blocks(m: Member, kind: str) -> dict[str, Any]:
+        t = lookup(m.env)
+        return dict(getattr(t, kind)) if isinstance(t, EnvFamily) else {}
+
+    ad = pair.adapter
+    assert ad is not None
+    checks = [("obs", ad.obs, "obs_blocks"), ("act", ad.act, "act_blocks"),
+              ("mirror", ad.mirror, "act_blocks")]
+    for field, value, kind in checks:
+        if not value:
+            continue
+        items = (list(value.items()) if isinstance(value, Mapping)
+                 else [(None, v) for v in value])
+        for key, ref in items:
+            for side, names, name in (("target", blocks(pair.target, kind), key),
+                                      ("source", blocks(pair.source, kind), ref)):
+                for n in (name if isinstance(name, list) else [name]):
+                    if (isinstance(n, str) and not n.strip().isdigit() and ":" not in n
+                            and n not in names):
+                        env = getattr(pair, side).env
+                        raise AdapterError(
+                            f"{pair.source_file}: pair {pair.name!r}: adapter.{field}: {n!r} "
+                            f"is not a block of the {side} {env!r}; valid names: "
+                            f"{sorted(names)}")
 
 
 # ---------------------------------------------------------------------- loading
@@ -308,8 +406,9 @@ def register_pair(
     threshold: float,
     budget: int,
     description: str = "",
+    adapter: Adapter | Mapping[str, Any] | None = None,
 ) -> Pair:
-    """Declare a pair from Python.
+    """Declare a pair from Python (``adapter``: see :class:`rltransfer.envs.Adapter`).
 
     Example:
         >>> import rltransfer.envs as rte
@@ -330,6 +429,7 @@ def register_pair(
         "threshold": threshold,
         "budget": budget,
         "description": description,
+        "adapter": adapter,
     }
     pair = parse_pair(name, entry, "python")
     check_pair(pair)
@@ -414,6 +514,10 @@ def lookup(env: str) -> Target:
 
 __all__ = [
     "ENV_VAR",
+    "family_blocks",
+    "member_spaces",
+    "parse_adapter",
+    "resolve_members",
     "Member",
     "Pair",
     "builtin_dir",

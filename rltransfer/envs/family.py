@@ -19,6 +19,7 @@ import gymnasium as gym
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rltransfer._validation import error_lines
+from rltransfer.envs.adapter import Block, check_blocks
 from rltransfer.envs.checks import CheckedEnv
 from rltransfer.envs.errors import EnvError, unknown_name
 from rltransfer.envs.knobs import (
@@ -69,6 +70,11 @@ class EnvFamily(BaseModel):
     """Name in the Gymnasium id ``rltransfer/<title>-v0`` (default: from ``gym_id`` or name)."""
     description: str = ""
     """One line for ``rltransfer list``."""
+    obs_blocks: dict[str, Block] = Field(default_factory=dict)
+    """Named observation blocks, ``name: index`` or ``name: "a:b"`` (half-open), for
+    adapters between spaces (see :class:`rltransfer.envs.Adapter`)."""
+    act_blocks: dict[str, Block] = Field(default_factory=dict)
+    """Named action blocks, as ``obs_blocks``."""
     source: str = "python"
     """Where the family was declared (a YAML file, or ``python``)."""
 
@@ -87,6 +93,8 @@ class EnvFamily(BaseModel):
             )
         if any(k.kind == "xml" for k in self.knobs.values()) and self.xml is None:
             raise EnvError(f"family {self.name!r}: xml knobs need the family's 'xml' file")
+        check_blocks(self.obs_blocks, f"family {self.name!r}: obs_blocks")
+        check_blocks(self.act_blocks, f"family {self.name!r}: act_blocks")
 
     # ------------------------------------------------------------------ naming
 

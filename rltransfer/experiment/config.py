@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rltransfer import envs
 from rltransfer._validation import format_validation_error, read_yaml
+from rltransfer.envs.catalogue import parse_adapter, resolve_members
 from rltransfer.metrics import DEFAULT_SUSTAIN
 from rltransfer.presets import PresetError, resolve_preset
 
@@ -207,6 +208,9 @@ class ExperimentConfig(_Strict):
     """Seed of the source pretraining (one source agent serves every target seed)."""
     on_mismatch: Literal["error", "reinit"] = "error"
     """When source and target shapes differ: stop (``error``) or re-initialize what differs."""
+    adapter: dict[str, Any] | None = None
+    """How the source's observation and action dimensions correspond to the target's
+    (``{obs, act, mirror}``, see :class:`rltransfer.envs.Adapter`); replaces the pair's."""
 
     @field_validator("seeds")
     @classmethod
@@ -298,6 +302,10 @@ class Experiment:
     """Evaluations in a row at or above ``threshold`` for the time to threshold (report only:
     not part of any run id)."""
     path: Path | None = None
+    adapter: dict[str, Any] | None = None
+    """The adapter between source and target spaces (the experiment's, else the pair's), as
+    written; checked against both spaces. Part of the id of every run that starts from the
+    source agent."""
 
     @property
     def methods(self) -> list[MethodSpec]:
@@ -333,6 +341,7 @@ class Experiment:
             "threshold": self.threshold, "sustain": self.sustain,
             "source_steps": self.source_steps,
             "source_seed": self.source_seed, "on_mismatch": self.on_mismatch,
+            **({"adapter": self.adapter} if self.adapter is not None else {}),
         }
 
 
@@ -446,6 +455,8 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
         raise fail(f"sources.{AGENT_SOURCE}", f"{AGENT_SOURCE!r} is the RL agent pretrained on "
                                               "the source env; give named sources other names")
     setups = _check_methods(cfg, target, where, presets["target"])
+    adapter = _check_adapter(cfg, pair_obj, source, target, where,
+                             any(s.source == AGENT_SOURCE for s in setups))
 
     return Experiment(
         name=str(cfg.name or (path.stem if path else "experiment")),
@@ -456,8 +467,33 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
         source_steps=int(source_steps), source_seed=cfg.source_seed,
         on_mismatch=cfg.on_mismatch, source_preset=presets["source"],
         target_preset=presets["target"], sustain=cfg.sustain,
-        path=path,
+        path=path, adapter=adapter,
     )
+
+
+def _check_adapter(cfg: ExperimentConfig, pair: Any, source: Member, target: Member,
+                   where: str, used: bool) -> dict[str, Any] | None:
+    """The experiment's adapter (else the pair's), resolved against both members' spaces
+    (which builds them once); ``None`` when none is declared or no method uses the source."""
+    if cfg.adapter is not None:
+        try:
+            spec = parse_adapter(cfg.adapter, where)
+        except ValueError as exc:
+            raise ExperimentError(str(exc)) from None
+        at = f"{where}: pair {pair.name!r}" if pair is not None else where
+    elif pair is not None and pair.adapter is not None:
+        spec, at = pair.adapter, f"{where}: pair {pair.name!r}"
+    else:
+        return None
+    if not used:
+        return None
+    try:
+        resolve_members(
+            spec, envs.Member(source.env, dict(source.knobs), source.pixels),
+            envs.Member(target.env, dict(target.knobs), target.pixels), where=at)
+    except ValueError as exc:
+        raise ExperimentError(str(exc)) from None
+    return spec.to_json()
 
 
 def resolved_preset(member: Member, algo: str, preset: Any, overrides: Any) -> dict[str, Any]:

@@ -89,6 +89,9 @@ class RunSpec:
     """The source run folder whose ``checkpoint/`` this run loads."""
     cache_dir: str | None = None
     """Pretrain only: the cache folder of this source (``<cache>/<run_id>``)."""
+    adapter: dict[str, Any] | None = None
+    """Transfer from the source agent only: the adapter between its spaces and the target's
+    (``{obs, act, mirror}``), else ``None``."""
 
     def config_json(self) -> dict[str, Any]:
         """The run's config.json."""
@@ -99,6 +102,7 @@ class RunSpec:
             "eval": {"every": self.eval_every, "episodes": self.eval_episodes},
             "on_mismatch": self.on_mismatch, "source_id": self.source_id,
             "identity": self.identity,
+            **({"adapter": self.adapter} if self.adapter is not None else {}),
         }
 
 
@@ -194,6 +198,9 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
                 "on_mismatch": exp.on_mismatch,
                 "source": src.run_id if src else None,
             }
+            adapter = exp.adapter if m.source == AGENT_SOURCE else None
+            if adapter is not None:  # only then: ids of same-space runs stay as they were
+                identity["adapter"] = adapter
             rid = run_id_of(identity)
             if rid in seen and seen[rid] != m.label:
                 raise ValueError(f"methods {seen[rid]!r} and {m.label!r} are the same runs "
@@ -207,7 +214,7 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
                 source_id=src.run_id if src else None, identity=identity,
                 run_dir=str(runs_dir / rid),
                 tb_dir=str(tb_root / folders[m.label] / f"seed_{seed}"),
-                source_dir=src.run_dir if src else None,
+                source_dir=src.run_dir if src else None, adapter=adapter,
             ))
     return Plan(experiment=exp, out=out, cache=cache_dir, sources=sources, runs=runs)
 

@@ -110,7 +110,7 @@ def _train(spec: RunSpec, run_dir: Path, source: str | None) -> dict[str, Any]:
         steps = int(load_checkpoint(ckpt).card["steps"])
     else:
         model = transfer(source, env["env"], method=spec.method_spec or "scratch",
-                         on_mismatch=spec.on_mismatch, **common)
+                         on_mismatch=spec.on_mismatch, adapter=spec.adapter, **common)
         rows = train_and_save(model, spec.steps, out=run_dir / CHECKPOINT, **train)
         returns, steps = [r["mean_return"] for r in rows], int(model.num_timesteps)
         tlog = model.rltransfer_log

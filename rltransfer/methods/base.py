@@ -80,8 +80,12 @@ class MethodContext:
     source: Checkpoint | None
     on_mismatch: str = "error"
     teacher: Any = None
-    """The source policy, frozen, in eval mode, on the target's spaces (``needs_teacher``)."""
+    """The source policy, frozen, in eval mode, on the target's spaces (``needs_teacher``);
+    through an adapter, a :class:`rltransfer.methods.adapter.AdaptedTeacher`."""
     seed: int = 0
+    adapter: Any = None
+    """The :class:`rltransfer.envs.ResolvedAdapter` between source and target spaces, if
+    any; ``source`` is then already in the target's shapes (its card's ``adapter`` says how)."""
 
 
 def _as_tuple(value: Any) -> Any:

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from rltransfer.methods.adapter import matched_distributions
 from rltransfer.methods.base import Method, MethodContext, Roles, TransferLog, need_source
 from rltransfer.methods.registry import register_method
 from rltransfer.methods.weights import move_weights
@@ -101,7 +102,11 @@ class Kickstart(Method):
 
 
 class Distillation:
-    """The loss term: ``mean_batch KL(teacher(obs) || target(obs))``."""
+    """The loss term: ``mean_batch KL(teacher(obs) || target(obs))``.
+
+    Through an adapter between spaces the teacher sees its own observation, and the KL
+    covers the action dimensions that correspond (see
+    :func:`rltransfer.methods.adapter.matched_distributions`)."""
 
     name = "kickstart"
 
@@ -114,4 +119,6 @@ class Distillation:
         return self.method.lam(model)
 
     def loss(self, obs: Any, dist: Any) -> torch.Tensor:
-        return divergence(self.teacher_distribution(self.teacher, obs), dist).mean()
+        teacher, student = matched_distributions(self.teacher, obs, dist,
+                                                 self.teacher_distribution)
+        return divergence(teacher, student).mean()

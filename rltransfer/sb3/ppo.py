@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -77,6 +77,34 @@ def actor_parameters(model: Any) -> dict[str, torch.nn.Parameter]:
                 info.part == "features" and name.startswith(features)):
             out[name] = p
     return out
+
+
+def adapter_layout(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[str | None, str | None]]:
+    """The parameters an adapter between spaces reshapes: ``{name: (rows, columns)}``.
+
+    ``rows``: ``"mean"`` (``action_net``: one row per action dim) or ``"std"`` (``log_std``);
+    ``columns``: ``"obs"`` for the first layer of each network that reads the observation.
+    Parameters not listed keep their shape. The features extractor must have no weights
+    (an MLP policy's only flattens).
+    """
+    out: dict[str, list[str | None]] = {}
+    for net, head in (("policy_net", "action_net"), ("value_net", "value_net")):
+        first = _first_linear(state, f"mlp_extractor.{net}.")
+        out.setdefault(first or f"{head}.weight", [None, None])[1] = "obs"
+    for key in ("action_net.weight", "action_net.bias"):
+        out.setdefault(key, [None, None])[0] = "mean"
+    if "log_std" in state:
+        if state["log_std"].dim() != 1:
+            raise ValueError("a PPO policy with gSDE (use_sde) keeps log_std per latent "
+                             "feature; an adapter between action spaces needs use_sde=False")
+        out.setdefault("log_std", [None, None])[0] = "std"
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def _first_linear(state: Mapping[str, torch.Tensor], prefix: str) -> str | None:
+    idx = [int(k[len(prefix):].split(".")[0]) for k in state
+           if k.startswith(prefix) and k.endswith(".weight")]
+    return f"{prefix}{min(idx)}.weight" if idx else None
 
 
 def entropy_coefficient(model: Any) -> None:

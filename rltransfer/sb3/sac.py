@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -89,6 +89,40 @@ def optimizer_of(model: Any, param: torch.nn.Parameter) -> torch.optim.Optimizer
 def actor_parameters(model: Any) -> dict[str, torch.nn.Parameter]:
     """The actor's parameters (its features extractor included)."""
     return {f"actor.{n}": p for n, p in model.policy.actor.named_parameters()}
+
+
+def adapter_layout(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[str | None, str | None]]:
+    """The parameters an adapter between spaces reshapes: ``{name: (rows, columns)}``.
+
+    ``rows``: ``"mean"`` (``actor.mu``) or ``"std"`` (``actor.log_std``), one row per action
+    dim; ``columns``: ``"obs"`` for the actor's first layer, ``"obs+act"`` for each critic's
+    (and target critic's) first layer, which reads the observation and then the action.
+    """
+    out: dict[str, list[str | None]] = {}
+    first = _first_linear(state, "actor.latent_pi.")
+    for key in ([first] if first else ["actor.mu.weight", "actor.log_std.weight"]):
+        out.setdefault(key, [None, None])[1] = "obs"
+    nets = sorted({m.group(0) for k in state
+                   if (m := re.match(r"^(critic|critic_target)\.qf\d+\.", k))})
+    for net in nets:
+        key = _first_linear(state, net)
+        if key is not None:
+            out.setdefault(key, [None, None])[1] = "obs+act"
+    for name, rows in (("mu", "mean"), ("log_std", "std")):
+        for suffix in ("weight", "bias"):
+            key = f"actor.{name}.{suffix}"
+            if key in state:
+                out.setdefault(key, [None, None])[0] = rows
+    if "actor.log_std" in state:
+        raise ValueError("a SAC policy with gSDE (use_sde) keeps log_std per latent feature; "
+                         "an adapter between action spaces needs use_sde=False")
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def _first_linear(state: Mapping[str, torch.Tensor], prefix: str) -> str | None:
+    idx = [int(k[len(prefix):].split(".")[0]) for k in state
+           if k.startswith(prefix) and k.endswith(".weight")]
+    return f"{prefix}{min(idx)}.weight" if idx else None
 
 
 def entropy_coefficient(model: Any) -> torch.Tensor | None:
