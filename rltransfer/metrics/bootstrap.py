@@ -194,7 +194,11 @@ def _builtin_bootstrap(
 
 
 def _rliable_bootstrap(
-    stat: Stat, samples: Sequence[np.ndarray], reps: int, seed: int, level: float
+    stat: Callable[..., np.ndarray],
+    samples: Sequence[np.ndarray],
+    reps: int,
+    seed: int,
+    level: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     library = _rliable_library()
     data: np.ndarray | tuple[np.ndarray, ...] = samples[0] if len(samples) == 1 else tuple(samples)
@@ -205,7 +209,7 @@ def _rliable_bootstrap(
     try:
         with np.errstate(invalid="ignore", divide="ignore"):
             _, intervals = library.get_interval_estimates(
-                {"x": data}, stat.one, reps=reps, confidence_interval_size=level
+                {"x": data}, stat, reps=reps, confidence_interval_size=level
             )
     finally:
         np.random.set_state(state)
