@@ -182,7 +182,8 @@ def _builtin_bootstrap(
     resampled = []
     for s, idx in zip(samples, draws, strict=True):
         strata = np.ogrid[tuple(slice(n) for n in s.shape[1:])]
-        resampled.append(s[(idx, *strata)])
+        key = (idx, *strata)  # not inline: mypy 2.4 takes s[(idx, *strata)] for 3.11 syntax
+        resampled.append(s[key])
     values = np.asarray(stat.many(*resampled), dtype=float)
     lo, hi = _percentiles(level)
     # A replicate with an undefined value (a ratio over 0) leaves the bound NaN/inf: the
