@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -135,8 +135,8 @@ class TransferSAC(RuntimeMixin, SAC):
             return contextlib.nullcontext()
         actor = self.actor
 
-        def action_log_prob(original):
-            def wrapped(obs):
+        def action_log_prob(original: Callable[[Any], tuple[Any, Any]]) -> Callable[..., Any]:
+            def wrapped(obs: Any) -> tuple[Any, Any]:
                 actions, log_prob = original(obs)
                 if torch.is_grad_enabled():
                     extra = self.rlt.loss(obs, actor.action_dist.distribution, terms)
