@@ -32,7 +32,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ from rltransfer.agent_checkpoint import (
 from rltransfer.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from rltransfer.methods import MethodContext, TransferError, TransferLog, get_method
 from rltransfer.presets import Preset, check_algo
+from rltransfer.sb3 import Learner
 from rltransfer.training import EvalCurveCallback, learn_checked, log_to
 
 __all__ = [
@@ -165,7 +166,7 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
              preset: str | os.PathLike | Mapping[str, Any] | None = None,
              overrides: Mapping[str, Any] | None = None, on_mismatch: str = "error",
              normalize_update: bool = True, tensorboard_log: str | os.PathLike | None = None,
-             device: str = "cpu", **method_options: Any) -> BaseAlgorithm:
+             device: str = "cpu", **method_options: Any) -> Learner:
     """A target agent for ``env`` initialized from ``source`` by ``method``, ready to learn.
 
     ``method`` is a name (``rltransfer list methods``), a mapping ``{name: {options}}``, or a
@@ -208,7 +209,7 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
     model = build_agent(env, algo=algo, seed=seed, knobs=knobs, pixels=pixels, preset=preset,
                         overrides=overrides, normalize=src_norm if src_norm else True,
                         tensorboard_log=tensorboard_log, device=device, method=m)
-    teacher = make_teacher(ckpt, env, knobs=knobs) if m.needs_teacher else None
+    teacher = make_teacher(ckpt, env, knobs=knobs) if m.needs_teacher and ckpt is not None else None
     ctx = MethodContext(source=ckpt, on_mismatch=on_mismatch, teacher=teacher, seed=seed)
     wrapped = m.wrap_env(model.env, model, ctx)
     if wrapped is not model.env:
@@ -219,7 +220,8 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
     model.rlt.callbacks.extend(m.callbacks(model, ctx))
     model.rlt.loss_terms.extend(m.loss_terms(model, ctx))
     info = agent_info(model)
-    if src_norm:
+    if src_norm and ckpt is not None:  # (src_norm comes from ckpt)
+        assert info.normalize is not None  # build_agent normalized as src_norm says
         load_normalization(model, ckpt, normalize_update)
         info.normalize = {**info.normalize, "update": bool(normalize_update),
                           "from_source": True}
@@ -255,13 +257,16 @@ def make_teacher(source: Checkpoint, env: str, *,
     teacher.set_training_mode(False)
     for p in teacher.parameters():
         p.requires_grad_(False)
-    agent.env.close()
+    if agent.env is not None:
+        agent.env.close()
     return teacher
 
 
 def learn_with_eval(model: BaseAlgorithm, steps: int, *, eval_every: int, eval_episodes: int,
                     curve_csv: str | os.PathLike | None = None, progress_bar: bool = False,
-                    tb_log_name: str = "run", on_eval=None) -> list[dict[str, float]]:
+                    tb_log_name: str = "run",
+                    on_eval: Callable[[dict[str, float]], None] | None = None,
+                    ) -> list[dict[str, float]]:
     """Train ``model`` for ``steps`` steps, evaluating at step 0, every ``eval_every`` and at
     the end.
 
