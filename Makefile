@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[dev,ray]"
 	touch $@
 
-.PHONY: install demo test test-expensive lint docs docs-serve
+.PHONY: install demo test test-expensive lint docs docs-serve typecheck
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -22,6 +22,12 @@ test: $(VENV)/.installed
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -m "not expensive" -q
 	$(VENV)/bin/ruff check rltransfer tests benchmarks experiments setup.py
 	$(MAKE) docs
+	$(MAKE) typecheck
+
+# mypy on the package, as configured in pyproject.toml ([tool.mypy]): about 30 s from cold on
+# 2 cores, about 1 s when .mypy_cache (ignored by git) is current.
+typecheck: $(VENV)/.installed
+	$(PY) -m mypy
 
 # The documentation site (mkdocs.yml, docs/): warnings are errors, so a broken link, a missing
 # anchor or a reference to a renamed function fails. Built into site/ (ignored by git).

@@ -18,12 +18,15 @@ import contextlib
 import errno
 import json
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+_fcntl: ModuleType | None
 try:
     import fcntl as _fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -48,7 +51,7 @@ class DiskFullError(OSError):
     def __str__(self) -> str:
         return f"disk full while writing {self.path}"
 
-    def __reduce__(self):  # picklable across worker processes
+    def __reduce__(self) -> tuple[type[DiskFullError], tuple[str]]:  # picklable across processes
         return (type(self), (self.path,))
 
 
@@ -134,6 +137,8 @@ def flock(fd: int, *, shared: bool = False, wait: bool = True) -> bool:
     if _fcntl is None:  # pragma: no cover - Windows
         if shared:
             return True
+        if sys.platform != "win32":  # (and mypy knows msvcrt's functions on Windows only)
+            raise OSError(errno.ENOLCK, "no file locking here: neither fcntl nor msvcrt")
         import msvcrt
 
         try:

@@ -32,7 +32,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ from rltransfer.envs.catalogue import family_blocks, parse_adapter
 from rltransfer.methods import MethodContext, TransferError, TransferLog, get_method
 from rltransfer.methods.adapter import AdaptedTeacher, adapt_checkpoint
 from rltransfer.presets import Preset, check_algo
+from rltransfer.sb3 import Learner
 from rltransfer.training import EvalCurveCallback, learn_checked, log_to
 
 __all__ = [
@@ -170,7 +171,7 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
              normalize_update: bool = True, tensorboard_log: str | os.PathLike | None = None,
              device: str = "cpu",
              adapter: str | Adapter | Mapping[str, Any] | ResolvedAdapter | None = None,
-             **method_options: Any) -> BaseAlgorithm:
+             **method_options: Any) -> Learner:
     """A target agent for ``env`` initialized from ``source`` by ``method``, ready to learn.
 
     ``method`` is a name (``rltransfer list methods``), a mapping ``{name: {options}}``, or a
@@ -221,9 +222,11 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
                         overrides=overrides, normalize=src_norm if src_norm else True,
                         tensorboard_log=tensorboard_log, device=device, method=m)
     resolved = _resolve_adapter(adapter, ckpt, model, env, pixels)
-    moved = adapt_checkpoint(ckpt, model, resolved) if resolved is not None else ckpt
+    moved = (adapt_checkpoint(ckpt, model, resolved)
+             if resolved is not None and ckpt is not None else ckpt)
     teacher = (make_teacher(ckpt, env, knobs=knobs, adapter=resolved,
-                            action_space=model.action_space) if m.needs_teacher else None)
+                            action_space=model.action_space)
+               if m.needs_teacher and ckpt is not None else None)
     ctx = MethodContext(source=moved, on_mismatch=on_mismatch, teacher=teacher, seed=seed,
                         adapter=resolved)
     wrapped = m.wrap_env(model.env, model, ctx)
@@ -235,7 +238,8 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
     model.rlt.callbacks.extend(m.callbacks(model, ctx))
     model.rlt.loss_terms.extend(m.loss_terms(model, ctx))
     info = agent_info(model)
-    if src_norm:
+    if src_norm and moved is not None:  # (src_norm comes from ckpt)
+        assert info.normalize is not None  # build_agent normalized as src_norm says
         load_normalization(model, moved, normalize_update)
         info.normalize = {**info.normalize, "update": bool(normalize_update),
                           "from_source": True}
@@ -281,7 +285,8 @@ def make_teacher(source: Checkpoint, env: str, *,
     teacher.set_training_mode(False)
     for p in teacher.parameters():
         p.requires_grad_(False)
-    agent.env.close()
+    if agent.env is not None:
+        agent.env.close()
     if adapter is not None:
         return AdaptedTeacher(teacher, adapter, source.card["algo"],
                               action_space if action_space is not None else agent.action_space)
@@ -300,13 +305,15 @@ def _resolve_adapter(adapter: Any, ckpt: Checkpoint | None, model: BaseAlgorithm
         raise ValueError("adapter: there is no source checkpoint to adapt (source=None)")
     where = "transfer"
     if isinstance(adapter, str):
-        pair = rl_envs.get_pair(adapter)
+        declared = rl_envs.get_pair(adapter).adapter
         where = f"pair {adapter!r}"
-        if pair.adapter is None:
+        if declared is None:
             raise TransferError(f"adapter: pair {adapter!r} declares no adapter")
-        spec = pair.adapter
+        spec: Adapter | None = declared
     else:
         spec = parse_adapter(adapter, where)
+    if spec is None:
+        return None
     src_env = ckpt.card.get("env") or {}
     return spec.resolve(
         source_obs=ckpt.observation_space(), target_obs=model.observation_space,
@@ -317,7 +324,9 @@ def _resolve_adapter(adapter: Any, ckpt: Checkpoint | None, model: BaseAlgorithm
 
 def learn_with_eval(model: BaseAlgorithm, steps: int, *, eval_every: int, eval_episodes: int,
                     curve_csv: str | os.PathLike | None = None, progress_bar: bool = False,
-                    tb_log_name: str = "run", on_eval=None) -> list[dict[str, float]]:
+                    tb_log_name: str = "run",
+                    on_eval: Callable[[dict[str, float]], None] | None = None,
+                    ) -> list[dict[str, float]]:
     """Train ``model`` for ``steps`` steps, evaluating at step 0, every ``eval_every`` and at
     the end.
 

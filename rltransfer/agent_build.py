@@ -41,9 +41,9 @@ from rltransfer import envs as rl_envs
 from rltransfer.encoders import random_shift
 from rltransfer.methods import BuildSpec
 from rltransfer.presets import NormalizeSpec, Preset, check_algo, resolve_preset
-from rltransfer.sb3 import LEARNERS
+from rltransfer.sb3 import LEARNERS, Learner
 
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = LEARNERS
+ALGORITHMS: dict[str, type[Learner]] = LEARNERS
 """The learner per algorithm: stable-baselines3's PPO and SAC, one subclass each that runs
 transfer methods (:mod:`rltransfer.sb3`); without a method they train exactly as SB3's."""
 EVAL_SEED_OFFSET = 1_000_003
@@ -89,7 +89,7 @@ def build_agent(env: str, *, algo: str = "ppo", seed: int, knobs: Mapping[str, A
                 overrides: Mapping[str, Any] | None = None,
                 normalize: NormalizeSpec | Mapping[str, Any] | None | bool = True,
                 tensorboard_log: str | os.PathLike | None = None, device: str = "cpu",
-                verbose: int = 0, method: Any = None) -> BaseAlgorithm:
+                verbose: int = 0, method: Any = None) -> Learner:
     """A freshly initialized SB3 model for ``env`` from its preset, seeded with ``seed``.
 
     ``normalize``: ``True`` follows the preset; ``None``/``False`` disables normalization;
@@ -99,7 +99,7 @@ def build_agent(env: str, *, algo: str = "ppo", seed: int, knobs: Mapping[str, A
     algo = check_algo(algo)
     knobs = dict(knobs or {})
     desc = rl_envs.describe(env, knobs, **_pix(pixels))
-    if isinstance(preset, Preset.__args__):  # type: ignore[attr-defined]
+    if isinstance(preset, Preset):
         p = preset if not overrides else resolve_preset(
             env, algo, preset.model_dump(exclude_unset=True), overrides=overrides)
     else:
@@ -123,6 +123,7 @@ def build_agent(env: str, *, algo: str = "ppo", seed: int, knobs: Mapping[str, A
         install_random_shift(model, p.augment_shift)
     norm_card = None
     if isinstance(venv, VecNormalize):
+        assert norm is not None  # make_env normalizes only when given a spec
         spec = _norm_spec(norm)
         norm_card = {**spec.model_dump(), "gamma": p.gamma, "epsilon": venv.epsilon,
                      "update": True}
@@ -157,7 +158,8 @@ def make_eval_env(model: BaseAlgorithm) -> VecEnv:
     venv = make_env(info.env, info.knobs, n_envs=1, seed=info.seed + EVAL_SEED_OFFSET,
                     pixels=info.pixels, normalize=info.normalize, gamma=info.preset.gamma,
                     training=False)
-    if is_vecenv_wrapped(model.get_env(), VecTransposeImage):  # as SB3 wraps the training env
+    train_env = model.get_env()
+    if train_env is not None and is_vecenv_wrapped(train_env, VecTransposeImage):  # as SB3 does
         venv = VecTransposeImage(venv)
     return venv
 

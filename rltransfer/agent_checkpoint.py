@@ -46,6 +46,7 @@ from rltransfer.checkpoint import (
 )
 from rltransfer.presets import check_algo, parse_preset
 from rltransfer.roles import encoder_prefixes
+from rltransfer.sb3 import Learner
 
 
 def save_agent(model: BaseAlgorithm, out: str | os.PathLike, *,
@@ -57,8 +58,9 @@ def save_agent(model: BaseAlgorithm, out: str | os.PathLike, *,
     venv = model.get_vec_normalize_env()
     if venv is not None:
         extras.update(_normalization_tensors(venv))
-    if getattr(model, "log_ent_coef", None) is not None:
-        extras["log_ent_coef"] = model.log_ent_coef.detach().clone()
+    log_ent_coef = getattr(model, "log_ent_coef", None)  # SAC's, when the coefficient is learned
+    if log_ent_coef is not None:
+        extras["log_ent_coef"] = log_ent_coef.detach().clone()
     card = {
         "kind": "agent",
         "algo": info.algo,
@@ -84,7 +86,7 @@ def save_agent(model: BaseAlgorithm, out: str | os.PathLike, *,
 
 def load_agent(path: str | os.PathLike | Checkpoint, *, env: str | None = None,
                knobs: Mapping[str, Any] | None = None, seed: int | None = None,
-               device: str = "cpu") -> BaseAlgorithm:
+               device: str = "cpu") -> Learner:
     """Rebuild an SB3 model from an agent checkpoint (weights, normalization, preset).
 
     ``env``/``knobs`` default to the ones on the card.
@@ -95,6 +97,8 @@ def load_agent(path: str | os.PathLike | Checkpoint, *, env: str | None = None,
         raise CheckpointError(f"{ckpt.path}: kind={card.get('kind')!r} is not an agent checkpoint")
     env_desc = card.get("env") or {}
     env = env or env_desc.get("name")
+    if not env:
+        raise CheckpointError(f"{ckpt.path}: the card names no env; pass env=")
     knobs = env_desc.get("knobs", {}) if knobs is None else knobs
     preset = {k: v for k, v in card["preset"].items() if k != "algo"}
     model = build_agent(env, algo=card["algo"], seed=card.get("seed", 0) if seed is None else seed,
@@ -103,9 +107,10 @@ def load_agent(path: str | os.PathLike | Checkpoint, *, env: str | None = None,
     model.policy.load_state_dict(ckpt.tensors, strict=True)
     if card.get("normalize"):
         load_normalization(model, ckpt, update=bool(card["normalize"].get("update", True)))
-    if "log_ent_coef" in ckpt.extras and getattr(model, "log_ent_coef", None) is not None:
+    log_ent_coef = getattr(model, "log_ent_coef", None)
+    if "log_ent_coef" in ckpt.extras and log_ent_coef is not None:
         with torch.no_grad():
-            model.log_ent_coef.copy_(ckpt.extras["log_ent_coef"])
+            log_ent_coef.copy_(ckpt.extras["log_ent_coef"])
     return model
 
 

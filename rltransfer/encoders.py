@@ -333,6 +333,7 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise EncoderError(f"weights file {str(path)!r} not found")
+    state: Any  # checked below: a flat name -> tensor mapping, or an error
     try:
         if path.suffix == ".safetensors":
             state = load_file(str(path), device="cpu")
@@ -426,6 +427,9 @@ class TorchvisionBackbone(BaseFeaturesExtractor):
         >>> enc(torch.rand(2, 3, 64, 64)).shape
         torch.Size([2, 256])
     """
+
+    mean: torch.Tensor  # ImageNet statistics, buffers registered in __init__
+    std: torch.Tensor
 
     def __init__(
         self,

@@ -208,7 +208,7 @@ class SACPreset(_Common):
 
 
 Preset = PPOPreset | SACPreset
-_MODELS: dict[str, type[_Common]] = {"ppo": PPOPreset, "sac": SACPreset}
+_MODELS: dict[str, type[PPOPreset] | type[SACPreset]] = {"ppo": PPOPreset, "sac": SACPreset}
 
 
 def agents_dirs() -> list[Path]:
@@ -231,7 +231,7 @@ def parse_preset(data: Mapping[str, Any], algo: str, *, where: str = "preset") -
     if not isinstance(data, Mapping):
         raise PresetError(f"{where}: expected a mapping of hyperparameters, got {data!r}")
     try:
-        return _MODELS[algo].model_validate(dict(data))  # type: ignore[return-value]
+        return _MODELS[algo].model_validate(dict(data))
     except ValidationError as exc:
         raise PresetError(format_validation_error(exc, where, "configuration",
                                                   _MODELS[algo])) from None
@@ -278,9 +278,9 @@ def get_preset(env: str, algo: str, *, family: str | None = None,
         for key in (f"{env}-pixels", f"{family}-pixels", "pixels"):
             if key in presets:
                 return presets[key]
-    for key in (env, family, env.lower() if env else None):
-        if key and key in presets:
-            return presets[key]
+    for name in (env, family, env.lower() if env else None):
+        if name and name in presets:
+            return presets[name]
     for preset in presets.values():
         if env in preset.match or (gym_id and gym_id in preset.match):
             return preset

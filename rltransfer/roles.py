@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
+from types import ModuleType
 
 from rltransfer.sb3 import internals
 from rltransfer.sb3.common import ParamInfo
@@ -42,7 +43,7 @@ def classify(algo: str, keys: Iterable[str]) -> dict[str, ParamInfo]:
     return out
 
 
-def _internals(algo: str):
+def _internals(algo: str) -> ModuleType:
     try:
         return internals(algo.lower())
     except ValueError:

@@ -117,7 +117,7 @@ def collect_frames(env_fn: Callable[[], gym.Env], n: int, *, seed: int) -> dict[
     env = env_fn()
     try:
         space = env.observation_space
-        if not is_image_space(space, check_channels=False):
+        if not isinstance(space, spaces.Box) or not is_image_space(space, check_channels=False):
             raise EncoderError(
                 f"collect_frames needs pixel observations (Box uint8, (H, W, C), frame stacks "
                 f"included), got {space}; use the env family's pixel view"
@@ -193,8 +193,8 @@ def _ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     with torch.no_grad():
         for t, o in zip(target.parameters(), online.parameters(), strict=True):
             t.lerp_(o, tau)
-        for t, o in zip(target.buffers(), online.buffers(), strict=True):
-            t.copy_(o)
+        for tb, ob in zip(target.buffers(), online.buffers(), strict=True):
+            tb.copy_(ob)
 
 
 def pretrain_encoder(
@@ -268,6 +268,7 @@ def pretrain_encoder(
         torch.manual_seed(seed)
         online = build_encoder(encoder, enc_space, encoder_kwargs).to(dev)
         fdim = online.features_dim
+        head: nn.Module
         if objective == "contrastive":
             head = _Projection(fdim, proj_dim).to(dev)
             bilinear = nn.Parameter(torch.rand(proj_dim, proj_dim, device=dev))
@@ -314,6 +315,7 @@ def pretrain_encoder(
                 loss = F.cross_entropy(logits, torch.arange(len(idx), device=dev))
             else:
                 # one shift for both frames: independent shifts would hide the motion
+                assert nxt is not None  # read whenever the objective is inverse dynamics
                 pair = augment(torch.cat([obs[idx], nxt[idx]], dim=1))
                 before, after = pair.split(obs.shape[1], dim=1)
                 feats = torch.cat([online(before), online(after)], dim=1)

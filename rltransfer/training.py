@@ -69,9 +69,9 @@ def evaluate(model: Any, eval_env: VecEnv, *, episodes: int, seed: int,
         eval_norm.obs_rms = deepcopy(train_norm.obs_rms)
         eval_norm.ret_rms = deepcopy(train_norm.ret_rms)
     eval_env.seed(seed)
-    returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=episodes,
-                                 deterministic=deterministic, return_episode_rewards=True)
-    returns = np.asarray(returns, dtype=np.float64)
+    episode_returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=episodes,
+                                         deterministic=deterministic, return_episode_rewards=True)
+    returns = np.asarray(episode_returns, dtype=np.float64)
     return {"mean": float(returns.mean()), "std": float(returns.std()), "episodes": int(episodes)}
 
 

@@ -203,6 +203,18 @@ def test_builtin_bootstrap_matches_rliable_in_process(rng):
         assert all(np.allclose(u, v) for u, v in zip(a[:3], b[:3], strict=True))
 
 
+def test_rliable_backend_takes_any_callable(rng):
+    """A plain rliable-style statistic (not a ``Stat``) runs on the rliable backend."""
+    if not mt.rliable_available():
+        pytest.skip("rliable.library cannot be imported here (arch < 8 with pandas >= 3)")
+    x = rng.normal(size=(5, 1))
+    point, low, high, used = mt.bootstrap_ci(lambda s: np.array([s.mean()]), x, reps=50,
+                                             backend="rliable")
+    assert used == "rliable" and low[0] <= point[0] <= high[0]
+    with pytest.raises(TypeError, match="builtin"):
+        mt.bootstrap_ci(lambda s: np.array([s.mean()]), x, reps=50, backend="builtin")
+
+
 @pytest.mark.expensive
 def test_builtin_bootstrap_matches_rliable_with_pandas_shim():
     """Same check in a subprocess that patches pandas so arch < 8 imports (slow: imports)."""

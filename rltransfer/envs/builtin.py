@@ -49,7 +49,8 @@ def ant_disable_leg(env: gym.Env, leg: int) -> None:
         return
     import mujoco
 
-    model = env.unwrapped.model
+    base: Any = env.unwrapped  # a MuJoCo env
+    model = base.model
     for joint in ANT_LEGS[int(leg)]:
         j = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, joint)
         for a in range(model.nu):

@@ -115,7 +115,8 @@ class EnvFamily(BaseModel):
         if self.gym_id is not None:
             return self.gym_id
         ep = self.entry_point
-        return ep if isinstance(ep, str) else f"{ep.__module__}:{ep.__qualname__}"  # type: ignore[union-attr]
+        assert ep is not None  # exactly one of gym_id and entry_point (model_post_init)
+        return ep if isinstance(ep, str) else f"{ep.__module__}:{ep.__qualname__}"
 
     # ------------------------------------------------------------------ knobs
 
@@ -159,7 +160,8 @@ class EnvFamily(BaseModel):
             kwargs[self.knobs[name].arg or name] = value
         xml_changed = {n: v for n, v in groups["xml"].items() if n in changed}
         if xml_changed:
-            kwargs["xml_file"] = str(edited_xml(self.xml, self.knobs, xml_changed))  # type: ignore[arg-type]
+            assert self.xml is not None  # xml knobs need it (model_post_init)
+            kwargs["xml_file"] = str(edited_xml(self.xml, self.knobs, xml_changed))
         kwargs.update(env_kwargs or {})
         if render_mode is not None:
             kwargs["render_mode"] = render_mode
@@ -177,7 +179,8 @@ class EnvFamily(BaseModel):
             except gym.error.Error as err:
                 raise EnvError(f"family {self.name!r}: gym_id {self.gym_id!r}: {err} (a gym_id "
                                "must be a Gymnasium id registered when the env is built)") from err
-        target = load_entry_point(self.entry_point)  # type: ignore[arg-type]
+        assert self.entry_point is not None  # exactly one of gym_id and entry_point
+        target = load_entry_point(self.entry_point)
         env = target(**kwargs)
         if not isinstance(env, gym.Env):
             raise EnvError(

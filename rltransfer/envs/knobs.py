@@ -200,7 +200,9 @@ def apply_callable_knobs(
 ) -> gym.Env:
     """Call each callable knob as ``fn(env, value)``; a returned env replaces ``env``."""
     for name, value in values.items():
-        fn = resolve_callable(knobs[name].function, what=f"knob {name!r} function")  # type: ignore[arg-type]
+        function = knobs[name].function
+        assert function is not None  # a callable knob needs one (Knob's validator)
+        fn = resolve_callable(function, what=f"knob {name!r} function")
         out = fn(env, value)
         if out is not None:
             if not isinstance(out, gym.Env):

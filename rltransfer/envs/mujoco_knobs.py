@@ -92,7 +92,7 @@ def apply_model_knobs(env: gym.Env, knobs: Mapping[str, Knob], values: Mapping[s
         return
     import mujoco
 
-    base = env.unwrapped
+    base: Any = env.unwrapped  # a MujocoEnv (checked next): .model and .data
     model = getattr(base, "model", None)
     if not isinstance(model, mujoco.MjModel):
         raise EnvError(
@@ -164,7 +164,7 @@ def _find_body(root: ET.Element, name: str) -> ET.Element:
     for body in root.iter("body"):
         if body.get("name") == name:
             return body
-    known = [b.get("name") for b in root.iter("body") if b.get("name")]
+    known = [n for b in root.iter("body") if (n := b.get("name"))]
     raise unknown_name("body", name, known, where=" in the MuJoCo XML")
 
 
@@ -191,8 +191,7 @@ def edited_xml(xml_path: str | Path, knobs: Mapping[str, Knob], values: Mapping[
     if not src.exists():
         raise EnvError(f"MuJoCo XML file {str(xml_path)!r} not found")
     text = src.read_text()
-    tree = ET.ElementTree(ET.fromstring(text))
-    root = tree.getroot()
+    root = ET.fromstring(text)
     for name in sorted(values):
         knob, s = knobs[name], float(values[name])
         for body_name in knob.bodies or ():

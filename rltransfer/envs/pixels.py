@@ -199,7 +199,7 @@ def resize_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize an ``(h, w, 3)`` uint8 frame (area-averaged with Pillow)."""
     if frame.shape[:2] == (height, width):
         return frame
-    return np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))
+    return np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BILINEAR))
 
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -238,14 +238,22 @@ class PixelObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         if self.drawer is not None:
             frame = self.drawer(self.env.unwrapped, s.height, s.width)
         else:
-            frame = self.env.render()
-            if not isinstance(frame, np.ndarray):
+            rendered = self.env.render()
+            if not isinstance(rendered, np.ndarray):
                 raise EnvError(
                     "pixel view: env.render() returned no frame; make the env with "
                     "render_mode='rgb_array'"
                 )
-            frame = resize_frame(np.ascontiguousarray(frame[..., :3]), s.height, s.width)
+            frame = resize_frame(np.ascontiguousarray(rendered[..., :3]), s.height, s.width)
         return to_gray(frame) if s.grayscale else frame
+
+
+def _image_shape(env: gym.Env) -> tuple[int, ...]:
+    """The shape of ``env``'s (image) observations; an :class:`EnvError` if it has none."""
+    shape = env.observation_space.shape
+    if shape is None:
+        raise EnvError(f"expected image observations, got {env.observation_space}")
+    return shape
 
 
 class ResizeObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
@@ -255,7 +263,7 @@ class ResizeObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs)
         gym.utils.RecordConstructorArgs.__init__(self, spec=spec)
         gym.ObservationWrapper.__init__(self, env)
         self.size = (spec.height, spec.width)
-        c = env.observation_space.shape[-1]
+        c = _image_shape(env)[-1]
         self.observation_space = gym.spaces.Box(0, 255, (*self.size, c), dtype=np.uint8)
 
     def observation(self, observation: Any) -> np.ndarray:
@@ -272,7 +280,7 @@ class ChannelFrameStack(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def __init__(self, env: gym.Env, k: int) -> None:
         gym.utils.RecordConstructorArgs.__init__(self, k=k)
         gym.Wrapper.__init__(self, env)
-        h, w, c = env.observation_space.shape
+        h, w, c = _image_shape(env)
         self.k = k
         self.observation_space = gym.spaces.Box(0, 255, (h, w, k * c), dtype=np.uint8)
         self._frames: list[np.ndarray] = []

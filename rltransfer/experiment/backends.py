@@ -282,6 +282,7 @@ def execute_shipped(spec: RunSpec, source: Mapping[str, bytes] | None = None) ->
             source_dir=str(base / "source") if spec.source_dir is not None else None,
             cache_dir=str(base / "cache" / spec.run_id) if spec.cache_dir is not None else None)
         if source:
+            assert local.source_dir is not None  # a transfer run's spec names its source folder
             unpack(source, local.source_dir)
         result = execute(local)
         if spec.cache_dir is not None and rundir.is_done(local.run_dir):  # the driver's path

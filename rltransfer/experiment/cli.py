@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rltransfer._data import data_dir
 from rltransfer._io import DiskFullError
-from rltransfer.experiment.config import load_experiment
+from rltransfer.experiment.config import Experiment, load_experiment
 from rltransfer.experiment.driver import run, tensorboard_command
 from rltransfer.report import build_report, table
 from rltransfer.report.summary import summary_table
@@ -167,7 +167,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(exp, out: str, args: argparse.Namespace) -> int:
+def _run(exp: Experiment, out: str, args: argparse.Namespace) -> int:
     try:
         result = run(exp, out=out, workers=args.workers, backend=args.backend,
                      ray_address=args.ray_address, cache=args.cache,

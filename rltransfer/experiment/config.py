@@ -112,6 +112,12 @@ class EvalSchedule(_Strict):
 
 
 MethodSpec = str | dict[str, Any]
+
+
+def _default_methods() -> list[MethodSpec]:
+    return ["scratch", "finetune"]
+
+
 AGENT_SOURCE = "agent"
 """The name of the default source: the RL agent pretrained on the source env."""
 
@@ -184,7 +190,7 @@ class ExperimentConfig(_Strict):
     (default: the target env's preset; the source uses the source env's)."""
     overrides: dict[str, Any] | None = None
     """Hyperparameters merged into the preset for every run, e.g. ``{n_envs: 4}``."""
-    methods: list[MethodSpec] = Field(default_factory=lambda: ["scratch", "finetune"])
+    methods: list[MethodSpec] = Field(default_factory=_default_methods)
     """Methods to compare: names (``finetune``), ``{name: {options}}`` (``{partial: {roles:
     [actor]}}``), or the long form ``{method, label, source, preset, overrides}``
     (:class:`MethodEntry`). ``scratch`` is added first if missing: it is the baseline."""
@@ -485,7 +491,7 @@ def _check_adapter(cfg: ExperimentConfig, pair: Any, source: Member, target: Mem
         spec, at = pair.adapter, f"{where}: pair {pair.name!r}"
     else:
         return None
-    if not used:
+    if spec is None or not used:
         return None
     try:
         resolve_members(

@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -273,7 +274,7 @@ class ExperimentBusyError(ValueError):
 
 
 @contextlib.contextmanager
-def _lock(out: Path):
+def _lock(out: Path) -> Iterator[None]:
     """One driver per output folder: an exclusive ``flock`` on ``<out>/.lock``.
 
     The kernel releases the lock when its holder dies, however it dies (``kill -9``
@@ -418,7 +419,7 @@ def _build_report(result: ExperimentResult) -> None:
         result.report_error = f"{type(exc).__name__}: {exc}"
 
 
-def _printer(enabled: bool):
+def _printer(enabled: bool) -> Callable[[str], None]:
     def say(line: str) -> None:
         if enabled:
             print(line, file=sys.stderr, flush=True)

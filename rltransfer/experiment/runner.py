@@ -96,6 +96,8 @@ def _train(spec: RunSpec, run_dir: Path, source: str | None) -> dict[str, Any]:
     from rltransfer.presets import parse_preset
 
     env = spec.env
+    common: dict[str, Any]  # keyword arguments of pretrain/transfer and of train_and_save
+    train: dict[str, Any]
     common = {"seed": spec.seed, "algo": spec.algo, "knobs": env.get("knobs") or None,
               "pixels": env.get("pixels"), "device": "cpu",
               "preset": parse_preset(spec.preset, spec.algo, where=f"run {spec.run_id}")}

@@ -185,6 +185,7 @@ class AdaptedTeacher:
         if self.adapter.act is None:
             return actions
         box = self.action_space
+        assert isinstance(box, spaces.Box)  # adapters map continuous actions only
         rest = (np.clip(0.0, box.low, box.high) if self.algo == "ppo"
                 else (box.low + box.high) / 2.0)
         actions = np.asarray(actions)

@@ -77,6 +77,7 @@ class GuideWrapper(VecEnvWrapper):
     def step_wait(self) -> Any:
         obs, rewards, dones, infos = self.venv.step_wait()
         for i in np.flatnonzero(self.guided_now):
+            assert self._executed is not None  # step_async set it
             infos[i]["rlt_guided"] = True
             infos[i]["rlt_action"] = np.array(self._executed[i], copy=True)
         self.guided_steps += int(self.guided_now.sum())

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import InitErrorDetails
 
 from rltransfer._validation import error_lines
 from rltransfer.methods.base import Method, TransferError
@@ -102,7 +103,10 @@ def _option_errors(name: str, cls: type[Method], exc: ValidationError) -> str:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             parts.append(f"method {name!r} has no option {option!r}{hint}")
         else:
-            line = error_lines(ValidationError.from_exception_data(exc.title, [err]), cls)[0]
+            one = InitErrorDetails(type=err["type"], loc=err["loc"], input=err["input"])
+            if "ctx" in err:
+                one["ctx"] = err["ctx"]
+            line = error_lines(ValidationError.from_exception_data(exc.title, [one]), cls)[0]
             parts.append(f"method {name!r}: option {line}")
     return "; ".join(parts) + f"; options: {_options_text(cls)}"
 

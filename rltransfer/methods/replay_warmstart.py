@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from rltransfer.methods.base import (
     BuildSpec,
@@ -87,6 +88,8 @@ class OfflineSteps(BaseCallback):
     SB3 calls ``on_step`` after the env step and before storing it, so at the step where
     ``num_timesteps`` first exceeds ``steps`` the buffer holds exactly the warm-start steps.
     """
+
+    model: OffPolicyAlgorithm  # the method is for SAC (replay buffers) only
 
     def __init__(self, steps: int, offline_steps: int) -> None:
         super().__init__()

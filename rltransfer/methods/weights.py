@@ -86,7 +86,7 @@ def copy_roles(model: Any, source: Checkpoint, roles: Iterable[str], on_mismatch
     parts = parts_for(roles, info)
     src = source_tensors(model, source)
     log = TransferLog(label)
-    rows = []
+    rows: list[tuple[str, str, tuple[int, ...] | None, tuple[int, ...]]] = []
     new_state = {}
     for key, tensor in target.items():
         if info[key].part not in parts:
@@ -270,9 +270,9 @@ def optimizers(model: Any) -> list[torch.optim.Optimizer]:
 def move_to_scaled_group(opt: torch.optim.Optimizer, params: Iterable[torch.nn.Parameter],
                           scale: float) -> None:
     ids = {id(p) for p in params}
-    moved = []
+    moved: list[torch.Tensor] = []
     for group in opt.param_groups:
-        keep = []
+        keep: list[torch.Tensor] = []
         for p in group["params"]:
             (moved if id(p) in ids else keep).append(p)
         group["params"] = keep
@@ -281,29 +281,33 @@ def move_to_scaled_group(opt: torch.optim.Optimizer, params: Iterable[torch.nn.P
         _ensure_lr_scale_hooks(opt)
 
 
+_LR_SCALE_HOOKS = "_rlt_lr_scale_hooks"
+"""Marks an optimizer whose lr-scale hooks are installed (an attribute of ours on it)."""
+
+
 def _ensure_lr_scale_hooks(opt: torch.optim.Optimizer) -> None:
     """Scale the lr of groups with ``lr_scale`` for each step only.
 
     SB3 sets every group's lr from its schedule before each update; the pre-hook scales it
     for the step and the post-hook restores it.
     """
-    if getattr(opt, "_rlt_lr_scale_hooks", False):
+    if getattr(opt, _LR_SCALE_HOOKS, False):
         return
 
-    def pre(optimizer, args, kwargs):
+    def pre(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         for g in optimizer.param_groups:
             if "lr_scale" in g:
                 g["_base_lr"] = g["lr"]
                 g["lr"] = g["lr"] * g["lr_scale"]
 
-    def post(optimizer, args, kwargs):
+    def post(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         for g in optimizer.param_groups:
             if "_base_lr" in g:
                 g["lr"] = g.pop("_base_lr")
 
     opt.register_step_pre_hook(pre)
     opt.register_step_post_hook(post)
-    opt._rlt_lr_scale_hooks = True
+    setattr(opt, _LR_SCALE_HOOKS, True)
 
 
 def install_unfreeze(model: Any, params: list[torch.nn.Parameter], at: int) -> None:
@@ -315,7 +319,7 @@ def install_unfreeze(model: Any, params: list[torch.nn.Parameter], at: int) -> N
     for p in params:
         groups[id(owner(model, p))].append(p)
 
-    def pre(optimizer, args, kwargs):
+    def pre(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         if state["done"] or model.num_timesteps < at:
             return
         state["done"] = True

@@ -182,7 +182,8 @@ def _builtin_bootstrap(
     resampled = []
     for s, idx in zip(samples, draws, strict=True):
         strata = np.ogrid[tuple(slice(n) for n in s.shape[1:])]
-        resampled.append(s[(idx, *strata)])
+        key = (idx, *strata)  # not inline: mypy 2.4 takes s[(idx, *strata)] for 3.11 syntax
+        resampled.append(s[key])
     values = np.asarray(stat.many(*resampled), dtype=float)
     lo, hi = _percentiles(level)
     # A replicate with an undefined value (a ratio over 0) leaves the bound NaN/inf: the
@@ -194,7 +195,11 @@ def _builtin_bootstrap(
 
 
 def _rliable_bootstrap(
-    stat: Stat, samples: Sequence[np.ndarray], reps: int, seed: int, level: float
+    stat: Callable[..., np.ndarray],
+    samples: Sequence[np.ndarray],
+    reps: int,
+    seed: int,
+    level: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     library = _rliable_library()
     data: np.ndarray | tuple[np.ndarray, ...] = samples[0] if len(samples) == 1 else tuple(samples)
@@ -205,7 +210,7 @@ def _rliable_bootstrap(
     try:
         with np.errstate(invalid="ignore", divide="ignore"):
             _, intervals = library.get_interval_estimates(
-                {"x": data}, stat.one, reps=reps, confidence_interval_size=level
+                {"x": data}, stat, reps=reps, confidence_interval_size=level
             )
     finally:
         np.random.set_state(state)

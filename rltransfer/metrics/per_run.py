@@ -164,7 +164,7 @@ def time_to_threshold(
     censored = ~reached
     if np.ndim(time) == 0:
         return float(time), bool(censored)
-    return time.astype(float), censored
+    return time.astype(float), np.asarray(censored)
 
 
 def per_run_metrics(

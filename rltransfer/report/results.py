@@ -24,9 +24,10 @@ import numpy as np
 
 from rltransfer import metrics as mt
 from rltransfer import rundir
+from rltransfer.metrics.bootstrap import Backend
 from rltransfer.rundir import RunStatus
 
-CURVE_BACKEND = "builtin"
+CURVE_BACKEND: Backend = "builtin"
 """Bootstrap backend of the per-evaluation CI bands (plot and TensorBoard aggregate): the
 vectorized re-implementation in :mod:`rltransfer.metrics`, which draws the same resamples as
 rliable and gives the same numbers (tests compare them), but needs one call per curve instead

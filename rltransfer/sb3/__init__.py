@@ -17,10 +17,12 @@ from stable_baselines3 import PPO, SAC
 from rltransfer.sb3 import ppo, sac
 from rltransfer.sb3.common import AddLoss, LossTerm, MethodRuntime, ParamInfo, divergence
 
-__all__ = ["LEARNERS", "AddLoss", "LossTerm", "MethodRuntime", "ParamInfo", "algo_name",
-           "divergence", "internals"]
+__all__ = ["LEARNERS", "AddLoss", "Learner", "LossTerm", "MethodRuntime", "ParamInfo",
+           "algo_name", "divergence", "internals"]
 
-LEARNERS: dict[str, type] = {"ppo": ppo.TransferPPO, "sac": sac.TransferSAC}
+Learner = ppo.TransferPPO | sac.TransferSAC
+"""The type of a model rltransfer builds: stable-baselines3's PPO or SAC, one subclass each."""
+LEARNERS: dict[str, type[Learner]] = {"ppo": ppo.TransferPPO, "sac": sac.TransferSAC}
 """The learner class of each algorithm name."""
 _MODULES: dict[str, ModuleType] = {"ppo": ppo, "sac": sac}
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -79,7 +81,8 @@ def divergence(teacher: Any, student: Any) -> torch.Tensor:
     distribution holds); returns shape ``(batch,)``.
     """
     if isinstance(teacher, list | tuple):
-        return sum(divergence(t, s) for t, s in zip(teacher, student, strict=True))
+        parts = [divergence(t, s) for t, s in zip(teacher, student, strict=True)]
+        return functools.reduce(operator.add, parts)
     kl = torch.distributions.kl_divergence(teacher, student)
     return kl.sum(dim=-1) if kl.dim() > 1 else kl
 
@@ -138,7 +141,13 @@ class MethodRuntime:
         self.stats.clear()
 
 
-class RuntimeMixin:
+if TYPE_CHECKING:  # the mixin's super() is SB3's class: let mypy check the calls against it
+    from stable_baselines3.common.base_class import BaseAlgorithm as _Algorithm
+else:
+    _Algorithm = object
+
+
+class RuntimeMixin(_Algorithm):
     """What both learners add to SB3's class: a :class:`MethodRuntime` (``self.rlt``) that is
     never saved, and the method's callbacks on every ``learn()``.
 
@@ -146,15 +155,22 @@ class RuntimeMixin:
     own through ``super()``.
     """
 
+    # Set on the model by the agent layer (which this package does not import), declared here
+    # so that a learner's type says they exist.
+    rltransfer: Any
+    """What rltransfer knows about the model (an ``AgentInfo``), set by ``build_agent``."""
+    rltransfer_log: Any
+    """What the transfer method did (a ``TransferLog``), set by ``transfer``."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.rlt = MethodRuntime()
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "rlt"]  # type: ignore[misc]
+        return [*super()._excluded_save_params(), "rlt"]
 
     def _init_callback(self, callback: Any, progress_bar: bool = False) -> Any:
-        return super()._init_callback(  # type: ignore[misc]
+        return super()._init_callback(
             self.rlt.with_callbacks(callback), progress_bar)
 
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.type_aliases import RolloutBufferSamples
 
 from rltransfer.sb3.common import AddLoss, ParamInfo, RuntimeMixin, hooked
 
@@ -40,9 +41,9 @@ ENCODER_PREFIXES = ("features_extractor.", "pi_features_extractor.", "vf_feature
 """Where a features extractor's own parameters sit in the policy's state dict."""
 
 
-def classify(keys: Iterable[str]) -> dict[str, ParamInfo]:
+def classify(keys: Iterable[str]) -> dict[str, ParamInfo | None]:
     """The part of every state-dict key of a PPO policy (``None`` part: unknown)."""
-    out = {}
+    out: dict[str, ParamInfo | None] = {}
     for key in keys:
         part = next((p for pattern, p in RULES if pattern.search(key)), None)
         out[key] = ParamInfo(part) if part else None
@@ -131,12 +132,12 @@ class GuidedRolloutBuffer(RolloutBuffer):
         self.batch_guided: np.ndarray | None = None
         self._guided_flat: np.ndarray | None = None
 
-    def get(self, batch_size: int | None = None) -> Iterator[Any]:
+    def get(self, batch_size: int | None = None) -> Generator[RolloutBufferSamples, None, None]:
         if not self.generator_ready:
             self._guided_flat = self.guided.swapaxes(0, 1).reshape(-1)
         yield from super().get(batch_size)
 
-    def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> Any:
+    def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> RolloutBufferSamples:
         assert self._guided_flat is not None
         self.batch_guided = self._guided_flat[batch_inds]
         return super()._get_samples(batch_inds, env)
@@ -158,26 +159,28 @@ class TransferPPO(RuntimeMixin, PPO):
             super().train()
         self.rlt.record(self.logger)
 
-    def _method_hooks(self) -> contextlib.AbstractContextManager[None]:
+    def _method_hooks(self) -> contextlib.AbstractContextManager[object]:
         terms = self.rlt.active_terms(self)
         buffer = self.rollout_buffer
-        guided = isinstance(buffer, GuidedRolloutBuffer) and bool(buffer.guided.any())
+        guided_buffer = (buffer if isinstance(buffer, GuidedRolloutBuffer)
+                         and bool(buffer.guided.any()) else None)
+        guided = guided_buffer is not None
         if not terms and not guided:
             return contextlib.nullcontext()
         policy = self.policy
         captured: dict[str, Any] = {}
 
-        def dist_from_latent(original):
-            def wrapped(latent_pi):
+        def dist_from_latent(original: Callable[[torch.Tensor], Any]) -> Callable[..., Any]:
+            def wrapped(latent_pi: torch.Tensor) -> Any:
                 captured["dist"] = dist = original(latent_pi)
                 return dist
             return wrapped
 
-        def evaluate_actions(original):
-            def wrapped(obs, actions):
+        def evaluate_actions(original: Callable[..., tuple[Any, Any, Any]]) -> Callable[..., Any]:
+            def wrapped(obs: Any, actions: torch.Tensor) -> tuple[Any, Any, Any]:
                 values, log_prob, entropy = original(obs, actions)
-                if guided:
-                    mask = torch.as_tensor(buffer.batch_guided, device=log_prob.device)
+                if guided_buffer is not None:
+                    mask = torch.as_tensor(guided_buffer.batch_guided, device=log_prob.device)
                     log_prob = torch.where(mask, log_prob.detach(), log_prob)
                     if entropy is not None:
                         entropy = torch.where(mask, entropy.detach(), entropy)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -105,9 +105,9 @@ def adapter_layout(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[str | N
     nets = sorted({m.group(0) for k in state
                    if (m := re.match(r"^(critic|critic_target)\.qf\d+\.", k))})
     for net in nets:
-        key = _first_linear(state, net)
-        if key is not None:
-            out.setdefault(key, [None, None])[1] = "obs+act"
+        q_first = _first_linear(state, net)
+        if q_first is not None:
+            out.setdefault(q_first, [None, None])[1] = "obs+act"
     for name, rows in (("mu", "mean"), ("log_std", "std")):
         for suffix in ("weight", "bias"):
             key = f"actor.{name}.{suffix}"
@@ -169,8 +169,8 @@ class TransferSAC(RuntimeMixin, SAC):
             return contextlib.nullcontext()
         actor = self.actor
 
-        def action_log_prob(original):
-            def wrapped(obs):
+        def action_log_prob(original: Callable[[Any], tuple[Any, Any]]) -> Callable[..., Any]:
+            def wrapped(obs: Any) -> tuple[Any, Any]:
                 actions, log_prob = original(obs)
                 if torch.is_grad_enabled():
                     extra = self.rlt.loss(obs, actor.action_dist.distribution, terms)
