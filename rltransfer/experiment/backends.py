@@ -192,9 +192,9 @@ class RayBackend(Backend):
             if address:
                 ray.init(address=address, runtime_env={"env_vars": env_vars},
                          log_to_driver=False)
-            else:
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                         runtime_env={"env_vars": env_vars})
+            else:  # a new local Ray, even if this machine runs a cluster (no address given)
+                ray.init(address="local", num_cpus=workers, include_dashboard=False,
+                         log_to_driver=False, runtime_env={"env_vars": env_vars})
             self.owned = True
         self.workers = int(ray.cluster_resources().get("CPU", workers))
         self.task = ray.remote(num_cpus=1, max_retries=0)(execute_shipped)

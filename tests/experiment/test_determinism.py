@@ -118,7 +118,7 @@ def test_ray_backend_writes_identical_runs(first, tmp_path):
     from rltransfer.experiment import run
 
     try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
         for key, (exp, runs) in first.items():
             result = run(exp, out=tmp_path / key, backend="ray", workers=2,
                          cache=tmp_path / "cache", report=False, progress=False)

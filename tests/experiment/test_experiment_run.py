@@ -227,7 +227,7 @@ def test_ray_backend_writes_the_same_files(finished, tmp_path):
     path = finished / "tiny.yaml"
     out = tmp_path / "ray_out"
     try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
         result = run(path, out=out, backend="ray", workers=2, cache=tmp_path / "cache",
                      report=False, progress=False)
     finally:
