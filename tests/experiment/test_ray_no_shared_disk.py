@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -23,9 +24,9 @@ import pytest
 import yaml
 
 from rltransfer import rundir
-from rltransfer.experiment import load_experiment, make_plan, run
+from rltransfer.experiment import load_experiment, make_plan
 
-ray = pytest.importorskip("ray")
+pytest.importorskip("ray")
 
 
 def _can_hide_folders() -> bool:
@@ -56,20 +57,22 @@ def _wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float = 300
 
 
 @pytest.fixture
-def cluster(tmp_path, monkeypatch):
-    """Two one-CPU Ray nodes that cannot see ``tmp_path/driver``; yields (address, driver).
+def cluster(tmp_path):
+    """Two one-CPU Ray nodes that cannot see ``tmp_path/driver``; yields (address, driver,
+    env), ``env`` being what a driver process needs to join them.
 
-    Ray reads its authentication mode once, when it is imported, and this process imported it
-    before the test could set a token; so the test cluster runs without token
-    authentication (``RAY_AUTH_MODE=disabled``, as this driver does), reachable on this
-    machine only."""
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    The cluster uses Ray's token authentication (on by default for ``ray start`` clusters
+    since Ray 2.59), one token for the nodes and the driver. The driver runs in a process of
+    its own, as a user's would: Ray keeps state across ``ray.init``/``shutdown`` in one
+    process, and objects put by a driver that joined a second cluster were lost
+    (``OwnerDiedError``) after the test process had used a local Ray before."""
     driver = tmp_path / "driver"
     driver.mkdir()
     port = _free_port()
     address = f"127.0.0.1:{port}"
     ray_exe = str(Path(sys.executable).with_name("ray"))
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
+           "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
     procs = []
     try:
         for i in range(2):
@@ -79,22 +82,15 @@ def cluster(tmp_path, monkeypatch):
                      else f"--address={address}")
             cmd = (f"mount -t tmpfs none {driver} && "
                    f"exec {ray_exe} start --block --num-cpus=1 {start}")
-            env = {**os.environ, "RLTRANSFER_WORKDIR": str(work), "OMP_NUM_THREADS": "1"}
             log = tmp_path / f"node{i}.log"
             with open(log, "wb") as fh:
-                procs.append(subprocess.Popen(["unshare", "-m", "sh", "-c", cmd], env=env,
-                                              stdout=fh, stderr=subprocess.STDOUT,
-                                              start_new_session=True))
+                procs.append(subprocess.Popen(
+                    ["unshare", "-m", "sh", "-c", cmd],
+                    env={**env, "RLTRANSFER_WORKDIR": str(work)}, stdout=fh,
+                    stderr=subprocess.STDOUT, start_new_session=True))
             _wait_for(log, "Ray runtime started", procs[-1])
-        ray.init(address=address, log_to_driver=False)
-        deadline = time.monotonic() + 120
-        while len([n for n in ray.nodes() if n["Alive"]]) < 2:
-            assert time.monotonic() < deadline, "the two Ray nodes did not come up"
-            time.sleep(0.5)
-        yield address, driver
+        yield address, driver, env
     finally:
-        if ray.is_initialized():
-            ray.shutdown()
         for p in procs:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGTERM)
@@ -108,15 +104,24 @@ def cluster(tmp_path, monkeypatch):
         subprocess.run([ray_exe, "stop", "--force"], capture_output=True, timeout=60)
 
 
+def _run(path: Path, out: Path, cache: Path, address: str, env: dict[str, str]) -> str:
+    """``rltransfer run`` on the cluster, in a driver process of its own; returns what it
+    printed."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "rltransfer", "run", str(path), "--out", str(out), "--cache",
+         str(cache), "--backend", "ray", "--ray-address", address, "--no-progress"],
+        env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
 def test_results_and_sources_travel_through_ray(cluster, tiny, tmp_path):
-    address, driver = cluster
+    address, driver, env = cluster
     path = driver / "tiny.yaml"
     path.write_text(yaml.safe_dump(tiny))
     out, cache = driver / "out", driver / "cache"
-    result = run(path, out=out, cache=cache, backend="ray", ray_address=address,
-                 report=False, progress=False)
-    assert result.ok, result.failed
-    assert (result.skipped, result.executed) == (0, 5)
+    said = _run(path, out, cache, address, env)
+    assert "5 runs executed, 0 already finished" in said, said
 
     plan = make_plan(load_experiment(path), out, cache)
     for spec in plan.all_runs:  # every run folder whole on the driver
@@ -136,6 +141,5 @@ def test_results_and_sources_travel_through_ray(cluster, tiny, tmp_path):
     for i in range(2):
         assert not list((tmp_path / f"node{i}").iterdir())
 
-    again = run(path, out=out, cache=cache, backend="ray", ray_address=address,
-                report=False, progress=False)
-    assert (again.skipped, again.executed) == (5, 0)
+    again = _run(path, out, cache, address, env)
+    assert "0 runs executed, 5 already finished (skipped)" in again, again
