@@ -244,6 +244,7 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
         info.normalize = {**info.normalize, "update": bool(normalize_update),
                           "from_source": True}
     info.transfer = {**tlog.summary(), "label": m.label, "spec": m.spec()}
+    info.structure = tlog.structure
     if resolved is not None:  # only then: cards of same-space transfers stay as they were
         info.transfer["adapter"] = resolved.to_json()
     if ckpt is not None:

@@ -62,6 +62,9 @@ class AgentInfo:
     normalize: dict[str, Any] | None = None
     transfer: dict[str, Any] | None = None
     source: dict[str, Any] | None = None
+    structure: dict[str, Any] | None = None
+    """A method's change to the network's structure (``progressive``), which a checkpoint
+    records so the model can be rebuilt."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def env_description(self) -> dict[str, Any]:

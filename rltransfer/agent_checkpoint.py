@@ -44,9 +44,11 @@ from rltransfer.checkpoint import (
     save_checkpoint,
     space_to_json,
 )
+from rltransfer.methods import TransferError
+from rltransfer.methods.progressive import rebuild_structure
 from rltransfer.presets import check_algo, parse_preset
 from rltransfer.roles import encoder_prefixes
-from rltransfer.sb3 import Learner
+from rltransfer.sb3 import Learner, internals
 
 
 def save_agent(model: BaseAlgorithm, out: str | os.PathLike, *,
@@ -80,6 +82,8 @@ def save_agent(model: BaseAlgorithm, out: str | os.PathLike, *,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **dict(extra or {}),
     }
+    if info.structure:  # only then: cards of plain networks stay as they were
+        card["structure"] = info.structure
     return save_checkpoint(out, model.policy.state_dict(), card, extras=extras,
                            overwrite=overwrite)
 
@@ -104,6 +108,10 @@ def load_agent(path: str | os.PathLike | Checkpoint, *, env: str | None = None,
     model = build_agent(env, algo=card["algo"], seed=card.get("seed", 0) if seed is None else seed,
                         knobs=knobs, pixels=env_desc.get("pixels"), preset=preset,
                         normalize=card.get("normalize") or None, device=device)
+    if card.get("structure"):
+        rebuild_structure(model.policy, card["algo"], card["structure"])
+        internals(card["algo"]).rebuild_optimizers(model)
+        agent_info(model).structure = card["structure"]
     model.policy.load_state_dict(ckpt.tensors, strict=True)
     if card.get("normalize"):
         load_normalization(model, ckpt, update=bool(card["normalize"].get("update", True)))
@@ -163,6 +171,12 @@ def check_weights(ckpt: Checkpoint) -> Checkpoint:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{where}: the policy card.json describes cannot be built on its "
                               f"spaces ({obs_space}, {act_space}): {first}") from None
+    try:
+        with torch.random.fork_rng(devices=[]):
+            rebuild_structure(policy, algo, card.get("structure"))
+    except (TransferError, KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: card.json structure does not describe a network: "
+                              f"{exc}") from None
     expected = policy.state_dict()
     problems = []
     for key, want in expected.items():

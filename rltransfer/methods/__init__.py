@@ -11,6 +11,7 @@ kickstart          weights move and an annealed KL loss pulls the target toward 
 critic_warmup      weights move; only the critic trains for the first steps
 jsrl               the source policy acts for the first h steps of each episode, h shrinking
 replay_warmstart   SAC: the source policy fills the replay buffer before learning
+progressive        the source stays as a frozen column; a new column learns with laterals
 =================  ==========================================================================
 
 A method is one module here: a :class:`Method` subclass decorated with
@@ -55,6 +56,7 @@ _METHOD_MODULES = (
     "critic_warmup",
     "jsrl",
     "replay_warmstart",
+    "progressive",
 )
 for _module in _METHOD_MODULES:
     importlib.import_module(f"rltransfer.methods.{_module}")

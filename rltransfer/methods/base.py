@@ -48,6 +48,9 @@ class TransferLog:
     frozen: list[str] = dataclasses.field(default_factory=list)
     reinit: list[tuple[str, str, tuple, tuple]] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
+    structure: dict[str, Any] | None = None
+    """A change to the network's structure that a checkpoint must record to be reloaded
+    (``progressive``'s columns); saved as the card's ``structure``."""
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able summary for checkpoint cards and logs."""

@@ -27,7 +27,19 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
 
-__all__ = ["AddLoss", "LossTerm", "MethodRuntime", "ParamInfo", "RuntimeMixin", "divergence"]
+__all__ = ["AddLoss", "LossTerm", "MethodRuntime", "ParamInfo", "RuntimeMixin", "Site",
+           "divergence"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Site:
+    """An MLP of a policy that a progressive network extends (see
+    :mod:`rltransfer.methods.progressive`): its module path, the heads that read its output
+    (outside it), or ``head_inside`` when its last linear layer is the head (a Q-network)."""
+
+    path: str
+    heads: tuple[str, ...] = ()
+    head_inside: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,7 +27,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.type_aliases import RolloutBufferSamples
 
-from rltransfer.sb3.common import AddLoss, ParamInfo, RuntimeMixin, hooked
+from rltransfer.sb3.common import AddLoss, ParamInfo, RuntimeMixin, Site, hooked
 
 NAME = "ppo"
 RULES = (
@@ -58,6 +58,27 @@ def optimizers(model: Any) -> list[torch.optim.Optimizer]:
 def optimizer_of(model: Any, param: torch.nn.Parameter) -> torch.optim.Optimizer:
     """The optimizer that trains ``param``."""
     return model.policy.optimizer
+
+
+def rebuild_optimizers(model: Any) -> None:
+    """A fresh optimizer over the policy's parameters, as SB3 builds it (after a method
+    changed the network's structure)."""
+    policy = model.policy
+    policy.optimizer = policy.optimizer_class(policy.parameters(), lr=model.lr_schedule(1),
+                                              **policy.optimizer_kwargs)
+
+
+def progressive_sites(policy: Any) -> list[Site]:
+    """The MLPs a progressive network extends: the actor and value trunks with their heads."""
+    return [Site("mlp_extractor.policy_net", ("action_net",)),
+            Site("mlp_extractor.value_net", ("value_net",))]
+
+
+def after_structure(policy: Any) -> None:
+    """Keep the extractor's latent sizes true after the trunks were replaced."""
+    extractor = policy.mlp_extractor
+    extractor.latent_dim_pi = policy.action_net.in_features
+    extractor.latent_dim_vf = policy.value_net.in_features
 
 
 def target_twin(name: str) -> None:

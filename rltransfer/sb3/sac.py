@@ -18,6 +18,7 @@ coefficient is ``model.log_ent_coef`` with its own optimizer (``ent_coef_optimiz
 from __future__ import annotations
 
 import contextlib
+import copy
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from stable_baselines3 import SAC
 
-from rltransfer.sb3.common import AddLoss, ParamInfo, RuntimeMixin, hooked
+from rltransfer.sb3.common import AddLoss, ParamInfo, RuntimeMixin, Site, hooked
 
 NAME = "sac"
 ACTOR_RULES = (
@@ -35,6 +36,8 @@ ACTOR_RULES = (
     (re.compile(r"^actor\.(mu|log_std)(\.|$)"), "actor_head"),
 )
 CRITIC = re.compile(r"^(critic|critic_target)\.(features_extractor\.|qf(\d+)\.(\d+)\.)")
+PROGRESSIVE_CRITIC = re.compile(r"^(critic|critic_target)\.qf\d+\.(head\.)?")
+"""A Q-network made progressive: ``head.`` is its output layer, the rest its trunk."""
 ENCODER_PREFIXES = ("actor.features_extractor.", "critic.features_extractor.",
                     "critic_target.features_extractor.")
 """Where a features extractor's own parameters sit in the policy's state dict."""
@@ -54,7 +57,11 @@ def classify(keys: Iterable[str]) -> dict[str, ParamInfo | None]:
     out: dict[str, ParamInfo | None] = {}
     for key in keys:
         m = CRITIC.match(key)
-        if m:
+        p = PROGRESSIVE_CRITIC.match(key)
+        if m is None and p is not None:
+            out[key] = ParamInfo("critic_head" if p.group(2) else "critic_trunk",
+                                 p.group(1) == "critic_target")
+        elif m:
             target = m.group(1) == "critic_target"
             if m.group(3) is None:
                 out[key] = ParamInfo("features", target)
@@ -72,6 +79,41 @@ def target_twin(name: str) -> str | None:
     if name.startswith(ONLINE_CRITIC_PREFIX):
         return TARGET_PREFIX + name[len(ONLINE_CRITIC_PREFIX):]
     return None
+
+
+def rebuild_optimizers(model: Any) -> None:
+    """Fresh actor and critic optimizers, as SB3's ``SACPolicy._build`` makes them (after a
+    method changed the networks' structure)."""
+    policy = model.policy
+    lr = model.lr_schedule(1)
+    policy.actor.optimizer = policy.optimizer_class(policy.actor.parameters(), lr=lr,
+                                                    **policy.optimizer_kwargs)
+    critic = [p for n, p in policy.critic.named_parameters()
+              if not (policy.share_features_extractor and "features_extractor" in n)]
+    policy.critic.optimizer = policy.optimizer_class(critic, lr=lr, **policy.optimizer_kwargs)
+
+
+def progressive_sites(policy: Any) -> list[Site]:
+    """The MLPs a progressive network extends: the actor's trunk with ``mu`` and ``log_std``,
+    and each online Q-network (whose output layer is inside it)."""
+    return [Site("actor.latent_pi", ("actor.mu", "actor.log_std")),
+            *(Site(f"critic.qf{i}", head_inside=True)
+              for i in range(len(policy.critic.q_networks)))]
+
+
+def after_structure(policy: Any) -> None:
+    """The Q-network list follows the replaced modules; the target critic takes the online
+    critic's structure and values (as SB3 builds it)."""
+    for critic in (policy.critic, policy.critic_target):
+        for i in range(len(critic.q_networks)):
+            critic.q_networks[i] = getattr(critic, f"qf{i}")
+    if any(type(q).__name__ != type(t).__name__ for q, t in
+           zip(policy.critic.q_networks, policy.critic_target.q_networks, strict=True)):
+        for i, q in enumerate(policy.critic.q_networks):
+            twin = copy.deepcopy(q)
+            setattr(policy.critic_target, f"qf{i}", twin)
+            policy.critic_target.q_networks[i] = twin
+        policy.critic_target.set_training_mode(False)
 
 
 def optimizers(model: Any) -> list[torch.optim.Optimizer]:
