@@ -65,6 +65,7 @@ from rltransfer.envs.adapter import Adapter, ResolvedAdapter
 from rltransfer.envs.catalogue import family_blocks, parse_adapter
 from rltransfer.methods import MethodContext, TransferError, TransferLog, get_method
 from rltransfer.methods.adapter import AdaptedTeacher, adapt_checkpoint
+from rltransfer.methods.teacher import install_state_teacher
 from rltransfer.presets import Preset, check_algo
 from rltransfer.sb3 import Learner
 from rltransfer.training import EvalCurveCallback, learn_checked, log_to
@@ -217,7 +218,14 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
     if m.needs_teacher and (ckpt is None or ckpt.card.get("kind", "agent") != "agent"):
         raise TransferError(f"method {m.name!r} needs an agent checkpoint as source (it uses "
                             "the source policy as a teacher)")
-    src_norm = (ckpt.card.get("normalize") if ckpt is not None and m.moves_weights else None)
+    state_teacher = m.needs_teacher and ckpt is not None and _sees_state(ckpt, pixels, adapter)
+    if state_teacher and tuple(getattr(m, "roles", ())):
+        raise TransferError(
+            f"method {m.label!r}: the source sees the state and the target pixels, so no "
+            "weight fits; its teacher is fed the state behind each frame. Move no weights: "
+            f"{{{m.name}: {{roles: []}}}}")
+    src_norm = (ckpt.card.get("normalize")
+                if ckpt is not None and m.moves_weights and not state_teacher else None)
     model = build_agent(env, algo=algo, seed=seed, knobs=knobs, pixels=pixels, preset=preset,
                         overrides=overrides, normalize=src_norm if src_norm else True,
                         tensorboard_log=tensorboard_log, device=device, method=m)
@@ -227,6 +235,10 @@ def transfer(source: str | os.PathLike | Checkpoint | None, env: str, *,
     teacher = (make_teacher(ckpt, env, knobs=knobs, adapter=resolved,
                             action_space=model.action_space)
                if m.needs_teacher and ckpt is not None else None)
+    if state_teacher:
+        assert ckpt is not None
+        teacher, feeders = install_state_teacher(model, teacher, ckpt, m.distils)
+        model.rlt.callbacks.extend(feeders)
     ctx = MethodContext(source=moved, on_mismatch=on_mismatch, teacher=teacher, seed=seed,
                         adapter=resolved)
     wrapped = m.wrap_env(model.env, model, ctx)
@@ -292,6 +304,14 @@ def make_teacher(source: Checkpoint, env: str, *,
         return AdaptedTeacher(teacher, adapter, source.card["algo"],
                               action_space if action_space is not None else agent.action_space)
     return teacher
+
+
+def _sees_state(source: Checkpoint, pixels: Mapping[str, Any] | None, adapter: Any) -> bool:
+    """Whether a teacher must be a state teacher: the target is a pixel view and the source
+    an agent that saw the state (a flat vector), with no adapter between them."""
+    if not pixels or adapter is not None or source.card.get("kind", "agent") != "agent":
+        return False
+    return len(source.observation_space().shape or ()) == 1
 
 
 def _resolve_adapter(adapter: Any, ckpt: Checkpoint | None, model: BaseAlgorithm, env: str,

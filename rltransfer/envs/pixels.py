@@ -232,9 +232,18 @@ class PixelObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         self.observation_space = gym.spaces.Box(
             0, 255, (spec.height, spec.width, channels), dtype=np.uint8
         )
+        self._state: np.ndarray | None = None
+
+    def state_observation(self) -> np.ndarray:
+        """The state observation behind the latest frame: what the env without its pixel
+        view returned (a state teacher reads it; the agent never does)."""
+        if self._state is None:
+            raise EnvError("pixel view: no observation yet; reset the env first")
+        return self._state
 
     def observation(self, observation: Any) -> np.ndarray:
         s = self.spec_px
+        self._state = np.array(observation, copy=True)
         if self.drawer is not None:
             frame = self.drawer(self.env.unwrapped, s.height, s.width)
         else:

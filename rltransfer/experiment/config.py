@@ -68,6 +68,7 @@ __all__ = [
     "MethodEntry",
     "MethodSetup",
     "SSLSourceSpec",
+    "AgentSourceSpec",
     "load_experiment",
     "resolve_experiment",
 ]
@@ -153,6 +154,44 @@ class SSLSourceSpec(_Strict):
     """Encoder keywords (default: the target preset's ``features_extractor_kwargs``)."""
 
 
+class AgentSourceSpec(_Strict):
+    """Another RL agent to start from (a named source): pretrained like the ``agent``
+    source, on the experiment's source env or another view of it.
+
+    The common use: a state teacher for a pixel student. With ``pixels: false`` the agent
+    is trained on the source env's state while the target sees pixels; methods with a
+    teacher (``kickstart`` with ``roles: []``, ``jsrl``) then feed it the state behind each
+    frame (:mod:`rltransfer.methods.teacher`).
+    """
+
+    kind: Literal["agent"]
+    """The source kind."""
+    env: str | None = None
+    """Env family or Gymnasium id (default: the experiment's source env)."""
+    knobs: dict[str, Any] | None = None
+    """Knob values (default: the experiment's source knobs)."""
+    pixels: dict[str, Any] | Literal[False] | None = None
+    """Its pixel view; ``false``: the state; absent: the experiment's source view."""
+    steps: int | None = Field(default=None, gt=0)
+    """Pretraining steps (default: ``source_steps``)."""
+    seed: int | None = Field(default=None, ge=0)
+    """Pretraining seed (default: ``source_seed``)."""
+    preset: str | dict[str, Any] | None = None
+    """Its preset (default: its env's preset; the experiment's ``overrides`` do not apply)."""
+    overrides: dict[str, Any] | None = None
+    """Hyperparameters merged into its preset."""
+
+    def member(self, source: Member) -> Member:
+        """The env this agent trains on, defaults taken from the experiment's ``source``."""
+        pixels = source.pixels if self.pixels is None else (self.pixels or None)
+        return Member(self.env or source.env,
+                      dict(source.knobs if self.knobs is None else self.knobs), pixels)
+
+
+SourceSpec = SSLSourceSpec | AgentSourceSpec
+"""A named source: a self-supervised encoder or another RL agent."""
+
+
 class MethodEntry(_Strict):
     """A method with its own source, preset or label (the long form of a ``methods`` item)."""
 
@@ -194,8 +233,9 @@ class ExperimentConfig(_Strict):
     """Methods to compare: names (``finetune``), ``{name: {options}}`` (``{partial: {roles:
     [actor]}}``), or the long form ``{method, label, source, preset, overrides}``
     (:class:`MethodEntry`). ``scratch`` is added first if missing: it is the baseline."""
-    sources: dict[str, SSLSourceSpec] = Field(default_factory=dict)
-    """Named sources besides ``agent`` (the RL pretraining), for methods to start from."""
+    sources: dict[str, SourceSpec] = Field(default_factory=dict)
+    """Named sources besides ``agent`` (the RL pretraining), for methods to start from: a
+    self-supervised encoder (``kind: ssl``) or another RL agent (``kind: agent``)."""
     seeds: int | list[int] = DEFAULT_SEEDS
     """Number of seeds (``5`` runs seeds 0..4) or an explicit list of seeds."""
     steps: int | None = Field(default=None, gt=0)
@@ -247,6 +287,17 @@ class Member:
 
 
 @dataclasses.dataclass(frozen=True)
+class NamedAgent:
+    """A named ``kind: agent`` source, resolved: where it trains, its full preset, its seed
+    and its pretraining steps."""
+
+    member: Member
+    preset: dict[str, Any]
+    seed: int
+    steps: int
+
+
+@dataclasses.dataclass(frozen=True)
 class MethodSetup:
     """One resolved method of an experiment."""
 
@@ -289,7 +340,7 @@ class Experiment:
     overrides: dict[str, Any] | None
     setups: list[MethodSetup]
     """Per method, ``scratch`` first: its label, spec, source name, preset and overrides."""
-    sources: dict[str, SSLSourceSpec]
+    sources: dict[str, SourceSpec]
     seeds: list[int]
     steps: int
     eval_every: int
@@ -312,6 +363,8 @@ class Experiment:
     """The adapter between source and target spaces (the experiment's, else the pair's), as
     written; checked against both spaces. Part of the id of every run that starts from the
     source agent."""
+    named_agents: dict[str, NamedAgent] = dataclasses.field(default_factory=dict)
+    """Each named ``kind: agent`` source, resolved once."""
 
     @property
     def methods(self) -> list[MethodSpec]:
@@ -460,6 +513,18 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
     if AGENT_SOURCE in cfg.sources:
         raise fail(f"sources.{AGENT_SOURCE}", f"{AGENT_SOURCE!r} is the RL agent pretrained on "
                                               "the source env; give named sources other names")
+    named_agents = {}
+    for name, spec in cfg.sources.items():
+        if isinstance(spec, AgentSourceSpec):
+            member = spec.member(source)
+            _check_member(member, f"{where}: sources.{name}")
+            try:
+                preset = resolved_preset(member, cfg.algo, spec.preset, spec.overrides)
+            except (PresetError, ValueError) as exc:
+                raise fail(f"sources.{name}", f"preset: {exc}") from None
+            named_agents[name] = NamedAgent(
+                member, preset, cfg.source_seed if spec.seed is None else spec.seed,
+                spec.steps or int(source_steps))
     setups = _check_methods(cfg, target, where, presets["target"])
     adapter = _check_adapter(cfg, pair_obj, source, target, where,
                              any(s.source == AGENT_SOURCE for s in setups))
@@ -473,7 +538,7 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
         source_steps=int(source_steps), source_seed=cfg.source_seed,
         on_mismatch=cfg.on_mismatch, source_preset=presets["source"],
         target_preset=presets["target"], sustain=cfg.sustain,
-        path=path, adapter=adapter,
+        path=path, adapter=adapter, named_agents=named_agents,
     )
 
 
@@ -588,6 +653,8 @@ def _method_source(method: Any, name: str | None, cfg: ExperimentConfig,
         known = [AGENT_SOURCE, *cfg.sources]
         raise ExperimentError(f"{at}: source: {name!r} is not a source; choose from {known} "
                               "(define named sources under `sources`)")
+    if name != AGENT_SOURCE and isinstance(cfg.sources[name], AgentSourceSpec):
+        return name
     if name != AGENT_SOURCE and tuple(getattr(method, "roles", ())) != ("encoder",):
         raise ExperimentError(
             f"{at}: source {name!r} is an encoder checkpoint; method {method.label!r} needs "

@@ -30,6 +30,7 @@ from rltransfer.experiment.config import (
     SOURCE_EVAL_POINTS,
     Experiment,
     Member,
+    SSLSourceSpec,
 )
 from rltransfer.rundir import RUNS, TENSORBOARD, method_folders, safe_name
 
@@ -177,7 +178,25 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
             cache_dir=str(cache_dir / rid),
         )
     for name in exp.used_sources:
-        if name != AGENT_SOURCE:
+        if name in exp.named_agents:
+            agent = exp.named_agents[name]
+            member, preset, seed, steps = agent.member, agent.preset, agent.seed, agent.steps
+            every = max(steps // SOURCE_EVAL_POINTS, 1)
+            identity = {
+                "format": PLAN_FORMAT, "kind": "pretrain", "env": describe(member),
+                "algo": exp.algo, "preset": preset_identity(preset), "seed": seed,
+                "steps": steps, "eval": {"every": every, "episodes": SOURCE_EVAL_EPISODES},
+            }
+            rid = run_id_of(identity)
+            sources[name] = RunSpec(
+                run_id=rid, kind="pretrain", method=f"source:{name}", method_spec=None,
+                seed=seed, env=member.to_json(), algo=exp.algo, preset=preset, steps=steps,
+                eval_every=every, eval_episodes=SOURCE_EVAL_EPISODES,
+                on_mismatch=exp.on_mismatch, source_id=None, identity=identity,
+                run_dir=str(runs_dir / rid), tb_dir=str(tb_root / "pretrain" / safe_name(name)),
+                cache_dir=str(cache_dir / rid),
+            )
+        elif name != AGENT_SOURCE:
             sources[name] = _ssl_source(exp, name, exp.target_preset, describe(exp.source),
                                         runs_dir, tb_root, cache_dir)
 
@@ -224,6 +243,7 @@ def _ssl_source(exp: Experiment, name: str, target_preset: dict[str, Any],
                 cache_dir: Path) -> RunSpec:
     """The ``pretrain-encoder`` run of the named source ``name``."""
     spec = exp.sources[name]
+    assert isinstance(spec, SSLSourceSpec)  # named agents are planned by make_plan
     pk = target_preset.get("policy_kwargs") or {}
     encoder = spec.encoder or pk.get("features_extractor")
     if encoder is None:

@@ -200,10 +200,16 @@ def matched_distributions(teacher: Any, obs: torch.Tensor, student: Any,
                           ) -> tuple[Any, Any]:
     """The teacher's and the student's action distributions on what they share.
 
-    A plain teacher sees ``obs`` as is. An :class:`AdaptedTeacher` sees its own observation;
+    A plain teacher sees ``obs`` as is; a state teacher the states behind the minibatch's
+    frames (:class:`rltransfer.methods.teacher.StateTeacher`). An :class:`AdaptedTeacher`
+    sees its own observation;
     with an action mapping, both Gaussians are cut to the action dimensions that correspond
     (mirrored and new dimensions are not distilled).
     """
+    from rltransfer.methods.teacher import StateTeacher
+
+    if isinstance(teacher, StateTeacher):
+        return teacher_distribution(teacher.policy, teacher.batch_obs(len(obs))), student
     if not isinstance(teacher, AdaptedTeacher):
         return teacher_distribution(teacher, obs), student
     t_dist = teacher_distribution(teacher.policy, teacher.source_obs(obs))

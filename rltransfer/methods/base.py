@@ -127,6 +127,9 @@ class Method(BaseModel):
     """The algorithms the method works with."""
     needs_teacher: ClassVar[bool] = False
     """Whether the method uses the source as a policy (``ctx.teacher``)."""
+    distils: ClassVar[bool] = False
+    """Whether it asks the teacher about training minibatches (a loss term), not only about
+    the env's current observations."""
 
     @property
     def moves_weights(self) -> bool:

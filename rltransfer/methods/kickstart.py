@@ -36,10 +36,11 @@ import torch
 from pydantic import Field
 
 from rltransfer.methods.adapter import matched_distributions
-from rltransfer.methods.base import Method, MethodContext, Roles, TransferLog, need_source
+from rltransfer.methods.base import BuildSpec, Method, MethodContext, OptionalRoles, TransferLog
 from rltransfer.methods.registry import register_method
-from rltransfer.methods.weights import move_weights
+from rltransfer.methods.weights import move_roles_if_any
 from rltransfer.sb3 import divergence, internals
+from rltransfer.sb3.ppo import GuidedRolloutBuffer
 
 
 @register_method
@@ -50,6 +51,7 @@ class Kickstart(Method):
     name = "kickstart"
     summary = "distill the source policy into the target (annealed KL loss), weights moved too"
     needs_teacher = True
+    distils = True
 
     coef: float = Field(default=1.0, ge=0)
     """lambda at the start: the weight of the KL term."""
@@ -57,8 +59,9 @@ class Kickstart(Method):
     """How lambda changes: constant, linear to 0 at decay_steps, or performance (QDagger)."""
     decay_steps: int | None = Field(default=None, gt=0)
     """``linear``: environment step at which lambda reaches 0 (default: half the budget)."""
-    roles: Roles = ("all",)
-    """Which weights start from the source (``all``: as finetune)."""
+    roles: OptionalRoles = ("all",)
+    """Which weights start from the source (``all``: as finetune; ``[]``: none, the teacher
+    only teaches, as a state teacher for a pixel student must)."""
     teacher_return: float | None = None
     """``performance``: the teacher's return on the target (default: the step-0 evaluation)."""
     return_floor: float = 0.0
@@ -66,11 +69,16 @@ class Kickstart(Method):
 
     @property
     def label(self) -> str:
-        return "kickstart" if self.roles == ("all",) else f"kickstart[{','.join(self.roles)}]"
+        if self.roles == ("all",):
+            return "kickstart"
+        return f"kickstart[{','.join(self.roles) or 'none'}]"
+
+    def configure(self, build: BuildSpec) -> None:
+        if build.algo == "ppo":  # keeps a state teacher's states beside the frames
+            build.algo_kwargs["rollout_buffer_class"] = GuidedRolloutBuffer
 
     def initialize(self, model: Any, ctx: MethodContext) -> TransferLog:
-        return move_weights(model, need_source(ctx, self.name), self.roles, ctx.on_mismatch,
-                            self.label)
+        return move_roles_if_any(model, ctx, self.roles, self.label)
 
     def loss_terms(self, model: Any, ctx: MethodContext) -> list[Any]:
         return [Distillation(self, ctx.teacher, internals(model).teacher_distribution)]

@@ -72,6 +72,7 @@ def _methods_section(res: Results) -> list[str]:
             sources[r.run_id] = (cfg, res.run_done.get(r.run_id, {}))
     if not first:
         return []
+    target_pixels = bool((res.experiment.get("target") or {}).get("pixels"))
 
     def encoder(cfg: Mapping[str, Any]) -> str:
         pk = (cfg.get("preset") or {}).get("policy_kwargs") or {}
@@ -84,6 +85,8 @@ def _methods_section(res: Results) -> list[str]:
     def source_text(cfg: Mapping[str, Any], done: Mapping[str, Any]) -> str:
         env = cfg.get("env") or {}
         where = f"`{env.get('env')}`" + (f" {json.dumps(env['knobs'])}" if env.get("knobs") else "")
+        if target_pixels and not env.get("pixels") and cfg.get("kind") == "pretrain":
+            where += " from its state (a state teacher: the student sees pixels)"
         if cfg.get("kind") == "pretrain-encoder":
             o = cfg.get("method_spec") or {}
             first, final = done.get("first_loss"), done.get("final_loss")

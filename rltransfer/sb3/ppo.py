@@ -141,10 +141,13 @@ def teacher_distribution(teacher: Any, obs: torch.Tensor) -> Any:
 
 
 class GuidedRolloutBuffer(RolloutBuffer):
-    """A rollout buffer that also records in which steps a guide, not the agent, acted.
+    """A rollout buffer that also records in which steps a guide, not the agent, acted, and
+    (for a state teacher) the teacher's own observation of each step.
 
-    ``guided[t, env]`` is set by the method that lets the guide act; during ``train()``
-    ``batch_guided`` holds the flags of the minibatch being used.
+    ``guided[t, env]`` is set by the method that lets the guide act; ``teacher_obs[t, env]``
+    by :class:`rltransfer.methods.teacher.RecordStates` (allocated at its first use).
+    During ``train()`` ``batch_guided`` and ``batch_teacher_obs`` hold those of the
+    minibatch being used.
     """
 
     def reset(self) -> None:
@@ -152,15 +155,30 @@ class GuidedRolloutBuffer(RolloutBuffer):
         self.guided = np.zeros((self.buffer_size, self.n_envs), dtype=bool)
         self.batch_guided: np.ndarray | None = None
         self._guided_flat: np.ndarray | None = None
+        self.teacher_obs: np.ndarray | None = getattr(self, "teacher_obs", None)
+        self.batch_teacher_obs: np.ndarray | None = None
+        self._teacher_flat: np.ndarray | None = None
+
+    def record_teacher_obs(self, obs: np.ndarray) -> None:
+        """The teacher's observations (one per env) of the step about to be added."""
+        obs = np.asarray(obs, dtype=np.float32)
+        if self.teacher_obs is None or self.teacher_obs.shape[2:] != obs.shape[1:]:
+            self.teacher_obs = np.zeros((self.buffer_size, self.n_envs, *obs.shape[1:]),
+                                        dtype=np.float32)
+        self.teacher_obs[self.pos] = obs
 
     def get(self, batch_size: int | None = None) -> Generator[RolloutBufferSamples, None, None]:
         if not self.generator_ready:
             self._guided_flat = self.guided.swapaxes(0, 1).reshape(-1)
+            if self.teacher_obs is not None:
+                self._teacher_flat = self.swap_and_flatten(self.teacher_obs)
         yield from super().get(batch_size)
 
     def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> RolloutBufferSamples:
         assert self._guided_flat is not None
         self.batch_guided = self._guided_flat[batch_inds]
+        if self._teacher_flat is not None:
+            self.batch_teacher_obs = self._teacher_flat[batch_inds]
         return super()._get_samples(batch_inds, env)
 
 

@@ -166,3 +166,50 @@ def test_report_says_what_each_method_starts_from(finished, fast_report):
         "frozen@ssl"]
     assert "its own initialization" in rows["resnet18-random"]
     assert "`resnet18`" in rows["resnet18-random"] and "`nature_cnn`" in rows["scratch"]
+
+
+def state_teacher(**extra: Any) -> dict[str, Any]:
+    """A pixel student taught by an agent trained on the state (a named ``kind: agent``)."""
+    cfg = {"sources": {"state": {"kind": "agent", "pixels": False, "steps": 256,
+                                 "overrides": {"n_envs": 1, "n_steps": 128, "batch_size": 64}}},
+           "methods": [{"method": {"kickstart": {"roles": [], "schedule": "constant"}},
+                        "source": "state"}]}
+    return vision(**{**cfg, **extra})
+
+
+def test_state_teacher_source_is_planned_on_the_state(write_yaml, tmp_path):
+    exp = load_experiment(write_yaml(state_teacher()))
+    assert exp.method_labels == ["scratch", "kickstart[none]@state"]
+    plan = make_plan(exp, tmp_path / "out")
+    assert list(plan.sources) == ["state"]  # the pixel agent is not needed
+    src = plan.sources["state"]
+    assert src.kind == "pretrain" and src.env["pixels"] is None and src.steps == 256
+    assert src.preset["n_steps"] == 128 and src.preset["policy"] == "MlpPolicy"
+    by = {r.method: r for r in plan.runs}
+    assert by["kickstart[none]@state"].source_id == src.run_id
+    assert by["kickstart[none]@state"].env["pixels"] == PIX
+
+
+def test_state_teacher_experiment_runs_and_skips_on_rerun(write_yaml, tmp_path):
+    path = write_yaml(state_teacher(seeds=1))
+    result = run(path, out=tmp_path / "out", workers=1, progress=False, report=False)
+    assert result.ok, result.failed
+    assert result.executed == 3  # the state source, scratch, kickstart
+    plan = make_plan(load_experiment(path), tmp_path / "out")
+    spec = next(r for r in plan.runs if r.method == "kickstart[none]@state")
+    card = json.loads((Path(spec.run_dir) / "checkpoint" / "card.json").read_text())
+    assert card["source"]["env"]["pixels"] is None and card["env"]["pixels"]["height"] == 36
+    assert card["transfer"]["moved"] == 0
+    again = run(path, out=tmp_path / "out", workers=1, progress=False, report=False)
+    assert (again.executed, again.skipped) == (0, 3)
+
+
+@pytest.mark.parametrize("source, words", [
+    ({"kind": "agent", "pixels": False, "steps": -1}, ["sources", "steps"]),
+    ({"kind": "agent", "env": "nosuchenv"}, ["sources.state", "nosuchenv"]),
+])
+def test_named_agent_source_errors(write_yaml, source, words):
+    with pytest.raises(ExperimentError) as err:
+        load_experiment(write_yaml(state_teacher(sources={"state": source})))
+    for word in words:
+        assert word in str(err.value)
