@@ -45,8 +45,8 @@ import numpy as np
 
 from rltransfer._io import disk_full_names, write_json_atomic, write_text_atomic
 
-__all__ = ["CHECKPOINT", "CONFIG", "CURVE", "CURVE_HEADER", "DONE", "ERROR", "EXPERIMENT",
-           "LOSS", "RUNS", "TENSORBOARD", "method_folders", "safe_name",
+__all__ = ["CHECKPOINT", "CONFIG", "CURVE", "CURVE_HEADER", "CURVE_OPTIONAL", "DONE", "ERROR",
+           "EXPERIMENT", "LOSS", "RUNS", "TENSORBOARD", "method_folders", "safe_name",
            "RunStatus", "append_curve", "is_done", "last_step", "read_config", "read_curve",
            "read_done", "read_error", "run_status", "write_config", "write_done",
            "write_error"]
@@ -67,6 +67,9 @@ ERROR = "error.txt"
 
 CURVE_HEADER = ("step", "mean_return", "std_return", "episodes", "wall_time")
 """The columns of ``curve.csv``, in order."""
+CURVE_OPTIONAL = ("forward_velocity",)
+"""Columns a curve has only where they mean something, after the others: ``forward_velocity``,
+the mean forward velocity of the evaluation episodes (MuJoCo locomotion envs)."""
 
 RunStatus = Literal["done", "failed", "unfinished"]
 """A run's state on disk: ``error.txt`` written (failed), ``done.json`` written, or neither."""
@@ -154,40 +157,53 @@ def read_error(run_dir: str | os.PathLike) -> str:
 
 
 def append_curve(path: str | os.PathLike, row: Mapping[str, Any]) -> None:
-    """Append one evaluation row to a curve CSV (the header first if the file is new)."""
+    """Append one evaluation row to a curve CSV (the header first if the file is new).
+
+    A new file's header is :data:`CURVE_HEADER` plus the :data:`CURVE_OPTIONAL` columns the
+    row has; rows appended to an existing file follow that file's header (a resumed run
+    keeps its file's format; a column the row lacks is left empty).
+    """
     path = Path(path)
     with disk_full_names(path):
         new = not path.exists()
         if new:
             path.parent.mkdir(parents=True, exist_ok=True)
+            header = [*CURVE_HEADER, *(k for k in CURVE_OPTIONAL if k in row)]
+        else:
+            with open(path, encoding="utf-8", newline="") as fh:
+                header = next(csv.reader(fh), []) or list(CURVE_HEADER)
         with open(path, "a", newline="") as fh:
             writer = csv.writer(fh)
             if new:
-                writer.writerow(CURVE_HEADER)
-            writer.writerow([row[k] for k in CURVE_HEADER])
+                writer.writerow(header)
+            writer.writerow([row.get(k, "") for k in header])
 
 
 def read_curve(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """A curve CSV as arrays keyed by column, in step order.
+    """A curve CSV as arrays keyed by column, in step order (optional columns when the file
+    has them).
 
     Rows cut short (a process killed mid-write) are ignored; a step written twice (a resumed
     run that appended it again) keeps its last row.
     """
     rows: list[list[float]] = []
     with open(path, encoding="utf-8", newline="") as fh:
-        for rec in csv.DictReader(fh):
+        reader = csv.DictReader(fh)
+        columns = [*CURVE_HEADER, *(k for k in CURVE_OPTIONAL
+                                    if k in (reader.fieldnames or []))]
+        for rec in reader:
             if not rec.get("step") or not rec.get("mean_return"):
                 continue
             try:
-                rows.append([float(rec.get(k) or "nan") for k in CURVE_HEADER])
+                rows.append([float(rec.get(k) or "nan") for k in columns])
             except ValueError:
                 continue
     if not rows:
-        return {k: np.zeros(0) for k in CURVE_HEADER}
+        return {k: np.zeros(0) for k in columns}
     arr = np.asarray(rows, dtype=float)
     _, last = np.unique(arr[::-1, 0], return_index=True)
     arr = arr[::-1][last]  # np.unique sorts by step
-    return {k: arr[:, i] for i, k in enumerate(CURVE_HEADER)}
+    return {k: arr[:, i] for i, k in enumerate(columns)}
 
 
 def last_step(path: str | os.PathLike) -> int:

@@ -47,6 +47,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,9 @@ from rltransfer._versions import versions
 from rltransfer.checkpoint import load_checkpoint, save_checkpoint, space_from_json, space_to_json
 from rltransfer.encoders import EncoderError, build_encoder, random_shift
 from rltransfer.encoders import encoder_kwargs as merge_encoder_kwargs
+from rltransfer.metrics import encoder_collapsed
+
+log = logging.getLogger("rltransfer")
 
 __all__ = [
     "OBJECTIVES",
@@ -488,6 +492,11 @@ def pretrain_encoder_cli(
     env_card = (rl_envs.describe(env, knobs) if pixels is None
                 else rl_envs.describe(env, knobs, pixels=dict(pixels)))
     tail = losses[-10:]
+    if encoder_collapsed(objective, sum(tail) / len(tail), batch_size):
+        log.warning("pretrain-encoder: the %s loss ended at chance level (%.3f, ln %d = %.3f): "
+                    "the encoder collapsed and its features do not tell frames apart; try "
+                    "another seed, a lower lr or fewer steps", objective,
+                    sum(tail) / len(tail), batch_size, float(np.log(batch_size)))
     extra = {
         "env": env_card,
         "env_observation_space": space_to_json(data["observation_space"]),

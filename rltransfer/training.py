@@ -4,7 +4,8 @@
 ``_on_training_start`` only). It evaluates the policy before the first update (step 0, the
 *jumpstart*) and then every ``every`` environment steps, on an evaluation env that is
 re-seeded identically each time, so two runs with one seed give the same curve. Each row
-goes to a CSV file (``step,mean_return,std_return,episodes,wall_time``) and to the model's
+goes to a CSV file (``step,mean_return,std_return,episodes,wall_time``, and
+``forward_velocity`` for MuJoCo locomotion envs) and to the model's
 SB3 logger as ``eval/mean_return`` against environment steps (:func:`log_to` points that logger
 at one TensorBoard folder).
 
@@ -69,10 +70,36 @@ def evaluate(model: Any, eval_env: VecEnv, *, episodes: int, seed: int,
         eval_norm.obs_rms = deepcopy(train_norm.obs_rms)
         eval_norm.ret_rms = deepcopy(train_norm.ret_rms)
     eval_env.seed(seed)
+    velocity = _ForwardVelocity(eval_env.num_envs)
     episode_returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=episodes,
-                                         deterministic=deterministic, return_episode_rewards=True)
+                                         deterministic=deterministic, return_episode_rewards=True,
+                                         callback=velocity)
     returns = np.asarray(episode_returns, dtype=np.float64)
-    return {"mean": float(returns.mean()), "std": float(returns.std()), "episodes": int(episodes)}
+    out = {"mean": float(returns.mean()), "std": float(returns.std()), "episodes": int(episodes)}
+    if velocity.episodes:
+        out["forward_velocity"] = float(np.mean(velocity.episodes))
+    return out
+
+
+class _ForwardVelocity:
+    """``evaluate_policy`` callback: each episode's mean forward velocity, from the
+    ``x_velocity`` that Gymnasium's MuJoCo locomotion envs put in ``info`` (none elsewhere),
+    so that standing still cannot pass for learning."""
+
+    def __init__(self, n_envs: int) -> None:
+        self.sums = np.zeros(n_envs)
+        self.counts = np.zeros(n_envs, dtype=np.int64)
+        self.episodes: list[float] = []
+
+    def __call__(self, local: dict[str, Any], _globals: dict[str, Any]) -> None:
+        info, i = local.get("info") or {}, int(local.get("i", 0))
+        if "x_velocity" not in info:
+            return
+        self.sums[i] += float(info["x_velocity"])
+        self.counts[i] += 1
+        if local.get("done"):
+            self.episodes.append(self.sums[i] / max(self.counts[i], 1))
+            self.sums[i], self.counts[i] = 0.0, 0
 
 
 class EvalCurveCallback(BaseCallback):
@@ -134,6 +161,8 @@ class EvalCurveCallback(BaseCallback):
         row = {"step": int(self.num_timesteps), "mean_return": stats["mean"],
                "std_return": stats["std"], "episodes": self.episodes,
                "wall_time": round(time.perf_counter() - self._t0, 3)}
+        if "forward_velocity" in stats:
+            row["forward_velocity"] = stats["forward_velocity"]
         self.rows.append(row)
         runtime = getattr(self.model, "rlt", None)  # methods that follow the target's returns
         if runtime is not None:
@@ -147,9 +176,12 @@ class EvalCurveCallback(BaseCallback):
 
 def log_eval(logger: Logger, row: dict[str, float]) -> None:
     """Write an evaluation row to ``logger`` as ``eval/mean_return`` and ``eval/std_return``
-    at its environment step (with whatever training scalars are pending)."""
+    (and ``eval/forward_velocity``) at its environment step (with whatever training scalars
+    are pending)."""
     logger.record(EVAL_TAG, row["mean_return"])
     logger.record("eval/std_return", row["std_return"])
+    if "forward_velocity" in row:
+        logger.record("eval/forward_velocity", row["forward_velocity"])
     logger.dump(step=int(row["step"]))
 
 

@@ -167,3 +167,18 @@ def test_cli_pretrain_transfer_and_help(tmp_path, capsys):
     assert main(["transfer", "--source", str(tmp_path / "missing"), "--env", "CartPole-v1",
                  "--steps", "0", "--seed", "1", "--out", str(tmp_path / "x")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_evaluation_records_forward_velocity_on_locomotion_only():
+    from helpers import PPO_TINY
+
+    from rltransfer.agent import build_agent, make_eval_env
+    from rltransfer.training import evaluate
+
+    hopper = build_agent("hopper", algo="ppo", seed=0, overrides=PPO_TINY)
+    stats = evaluate(hopper, make_eval_env(hopper), episodes=2, seed=0)
+    assert "forward_velocity" in stats and np.isfinite(stats["forward_velocity"])
+    assert abs(stats["forward_velocity"]) < 5.0  # m/s: an untrained hopper falls over
+    cartpole = build_agent("cartpole", algo="ppo", seed=0, overrides=PPO_TINY)
+    assert "forward_velocity" not in evaluate(cartpole, make_eval_env(cartpole), episodes=1,
+                                              seed=0)

@@ -405,3 +405,46 @@ def test_summary_row_reads_a_committed_report():
     row = table.splitlines()[2]
     assert "| finetune | 1.2× [1.0, 1.8] | +202 [113, 259] | positive |" in row
     assert "--seeds 5 --out" in row
+
+
+def test_forward_velocity_is_reported_where_curves_have_it(results_dir: Path, tmp_path: Path):
+    rp.build_report(results_dir, seed=0, reps=REPS, tensorboard=False)
+    assert "Forward velocity" not in (results_dir / "report.md").read_text()  # none recorded
+    # the same runs with a forward_velocity column: scratch stands (0.0 -> 0.01), finetune
+    # moves (0.5 -> 1.5 + seed/10)
+    for run in (results_dir / "runs").iterdir():
+        curve = run / "curve.csv"
+        if not curve.is_file():
+            continue
+        rows = curve.read_text().splitlines()
+        cfg = json.loads((run / "config.json").read_text())
+        fast = cfg["method"] == "finetune"
+        v = [0.5 if fast else 0.0] * (len(rows) - 2)
+        v.append(1.5 + cfg["seed"] / 10 if fast else 0.01)
+        curve.write_text("\n".join([rows[0] + ",forward_velocity",
+                                    *(f"{r},{x}" for r, x in zip(rows[1:], v, strict=True))])
+                         + "\n")
+    rp.build_report(results_dir, seed=0, reps=REPS, tensorboard=False)
+    md = (results_dir / "report.md").read_text()
+    section = md.split("Forward velocity", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| method")}
+    assert rows["scratch"][1:3] == ["0.00", "0.01"]
+    assert rows["finetune"][1] == "0.50" and float(rows["finetune"][2]) > 1.5
+    assert "the source at its last evaluation: source 0.01" in section
+
+
+def test_curve_csv_keeps_its_format_when_resumed(tmp_path: Path):
+    from rltransfer import rundir
+
+    old = tmp_path / "old.csv"  # written before forward_velocity existed
+    old.write_text("step,mean_return,std_return,episodes,wall_time\n0,1.0,0.0,5,0.1\n")
+    rundir.append_curve(old, {"step": 10, "mean_return": 2.0, "std_return": 0.0,
+                              "episodes": 5, "wall_time": 1.0, "forward_velocity": 0.3})
+    assert old.read_text().splitlines()[-1] == "10,2.0,0.0,5,1.0"
+    assert "forward_velocity" not in rundir.read_curve(old)
+    new = tmp_path / "new.csv"
+    for step in (0, 10):
+        rundir.append_curve(new, {"step": step, "mean_return": 1.0, "std_return": 0.0,
+                                  "episodes": 5, "wall_time": 0.1, "forward_velocity": 0.25})
+    assert rundir.read_curve(new)["forward_velocity"].tolist() == [0.25, 0.25]

@@ -220,3 +220,24 @@ def curve_dip(steps: np.ndarray, returns: np.ndarray) -> dict[str, float | None]
     lowest = float(center[i])
     return {"jumpstart": start, "lowest": lowest, "step": float(steps[i]),
             "fraction": lowest / start if start > 0 else None}
+
+
+COLLAPSE_FRACTION = 0.98
+"""A contrastive encoder whose final loss is at least this fraction of chance has collapsed."""
+
+
+def encoder_collapsed(objective: str | None, final_loss: float | None,
+                      batch_size: int | None) -> bool:
+    """Whether a self-supervised encoder's training ended at chance level (learned nothing).
+
+    For the contrastive objective (cross-entropy over the ``batch_size`` frames of a batch)
+    chance is ``ln(batch_size)``: a final loss at ``COLLAPSE_FRACTION`` of it or above means
+    the features no longer tell frames apart. Other objectives: ``False`` (no known chance).
+
+    Example:
+        >>> encoder_collapsed("contrastive", 4.852, 128), encoder_collapsed("contrastive", 2.8, 128)
+        (True, False)
+    """
+    if objective != "contrastive" or final_loss is None or not batch_size or batch_size < 2:
+        return False
+    return float(final_loss) >= COLLAPSE_FRACTION * float(np.log(batch_size))

@@ -10,9 +10,11 @@ the metrics.json document, so report.md and metrics.json always agree.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import yaml
 
 from rltransfer import metrics as mt
@@ -91,6 +93,10 @@ def _methods_section(res: Results) -> list[str]:
             o = cfg.get("method_spec") or {}
             first, final = done.get("first_loss"), done.get("final_loss")
             loss = f"; loss {fmt_number(first)} → {fmt_number(final)}" if final is not None else ""
+            if mt.encoder_collapsed(o.get("objective"), final, o.get("batch_size")):
+                loss += (f" (**collapsed**: chance is ln {o.get('batch_size')} = "
+                         f"{fmt_number(math.log(o['batch_size']))}; its features do not tell "
+                         "frames apart)")
             return (
                 f"{o.get('objective')} encoder `{o.get('encoder')}` trained on "
                 f"{o.get('frames'):,} random-policy frames of {where}, "
@@ -141,6 +147,41 @@ def _dip_lines(m: Mapping[str, Any]) -> list[str]:
         "",
         "| method | IQM jumpstart | lowest IQM after step 0 | at step | lowest ÷ jumpstart |",
         "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def _velocity_lines(res: Results) -> list[str]:
+    """Forward velocity at step 0 and at the last evaluation, per method (IQM over seeds),
+    and the sources': for locomotion, so that standing still cannot pass for learning."""
+    per: dict[str, list[tuple[float, float]]] = {}
+    sources = []
+    for r in res.runs:
+        c = res.run_curves.get(r.run_id)
+        if c is None or c.forward_velocity is None or not c.forward_velocity.size:
+            continue
+        if r.kind == "transfer" and r.status == "done":
+            per.setdefault(r.method, []).append((float(c.forward_velocity[0]),
+                                                 float(c.forward_velocity[-1])))
+        elif r.kind == "pretrain" and r.status == "done":
+            sources.append(f"{r.method} {fmt_number(float(c.forward_velocity[-1]))}")
+    if not per:
+        return []
+    order = [m for m in res.experiment.get("methods") or [] if m in per]
+    rows = []
+    for label in [*order, *sorted(set(per) - set(order))]:
+        start, final = (np.array(v) for v in zip(*per[label], strict=True))
+        rows.append(f"| {label} | {fmt_number(mt.iqm(start))} | {fmt_number(mt.iqm(final))} "
+                    f"| {len(final)} |")
+    return [
+        "Forward velocity (the mean of the env's `x_velocity` over each evaluation episode, "
+        "IQM over seeds; a policy that stands still scores about 0 whatever its return)"
+        + (f"; the source at its last evaluation: {', '.join(sources)}" if sources else "")
+        + ":",
+        "",
+        "| method | at step 0 | at the last evaluation | seeds |",
+        "|---|---|---|---|",
         *rows,
         "",
     ]
@@ -257,6 +298,7 @@ def render_markdown(res: Results, doc: Mapping[str, Any]) -> str:
             ]
         lines += ["", "## Curves", "", "![IQM learning curves](curves.png)", ""]
         lines += _dip_lines(m)
+        lines += _velocity_lines(res)
 
     lines += ["## Runs", ""]
     counts = {s: sum(r.status == s for r in res.runs) for s in ("done", "failed", "unfinished")}

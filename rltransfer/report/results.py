@@ -58,6 +58,8 @@ class Curve:
     steps: np.ndarray
     returns: np.ndarray
     wall_time: np.ndarray
+    forward_velocity: np.ndarray | None = None
+    """Mean forward velocity per evaluation (MuJoCo locomotion envs), else ``None``."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _read_curve(path: Path) -> Curve:
     c = rundir.read_curve(path)
-    return Curve(c["step"], c["mean_return"], c["wall_time"])
+    return Curve(c["step"], c["mean_return"], c["wall_time"], c.get("forward_velocity"))
 
 
 def _error_excerpt(text: str, head: int = 1, tail: int = 3) -> str:
