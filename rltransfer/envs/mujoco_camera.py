@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from rltransfer.envs.errors import EnvError, unknown_name
+from rltransfer.envs.pixels import _load_triton_before_rendering
 
 # ``mujoco`` is imported inside functions: importing it reads MUJOCO_GL once (see
 # mujoco_knobs.py), and a numpy-drawn pixel view needs no OpenGL at all.
@@ -144,22 +145,25 @@ def _viewer(env: Any) -> Any:
     get = getattr(renderer, "_get_viewer", None)  # Gymnasium has no public way to create it
     if get is None:
         raise EnvError(f"{type(env).__name__} has no MuJoCo renderer (mujoco_renderer)")
+    _load_triton_before_rendering()  # before the process's first OpenGL context (see there)
     return get(render_mode=env.render_mode or "rgb_array")
 
 
 def prepare_render(env: Any, camera: Camera | None = None) -> None:
     """Before ``env.render()``: MuJoCo's costly effects off and, if given, ``camera`` on.
 
-    Turns off shadows, reflections, the skybox, fog and haze in the viewer's scene (a 64x64
-    Hopper frame in software EGL renders about 9x faster; ``benchmarks/pixel_fps.py``), and
-    points the viewer's free camera as :func:`camera_pose` resolves ``camera``. The model's
-    physics is untouched.
+    Makes the env's OpenGL context current (with two MuJoCo envs in one process, the
+    other's may be), turns off shadows, reflections, the skybox, fog and haze in the viewer's
+    scene (a 64x64 Hopper frame in software EGL renders several times faster;
+    ``benchmarks/pixel_fps.py``), and points the viewer's free camera as :func:`camera_pose`
+    resolves ``camera``. The model's physics is untouched.
     """
     import mujoco
 
     viewer = _viewer(env)
-    if len(getattr(env.mujoco_renderer, "_viewers", {})) > 1:
-        viewer.make_context_current()
+    # another env's viewer may have made its OpenGL context current since (Gymnasium only
+    # switches between one env's own viewers): rendering then reads a wrong frame
+    viewer.make_context_current()
     for flag in _EFFECTS:
         viewer.scn.flags[getattr(mujoco.mjtRndFlag, flag)] = 0
     if camera is None:
