@@ -15,6 +15,7 @@ haze), so ``renderer: render`` and ``renderer: numpy`` frame a scene alike.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -71,14 +72,25 @@ class Pose:
     fovy: float
     """Vertical field of view (degrees)."""
 
-    def basis(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(position, right, up, forward)`` in world coordinates, as MuJoCo computes them."""
-        az, el = math.radians(self.azimuth), math.radians(self.elevation)
-        ca, sa, ce, se = math.cos(az), math.sin(az), math.cos(el), math.sin(el)
-        forward = np.array([ce * ca, ce * sa, se])
-        up = np.array([-se * ca, -se * sa, ce])
-        right = np.array([sa, -ca, 0.0])  # forward x up
-        return self.lookat - self.distance * forward, right, up, forward
+    @property
+    def rotation(self) -> np.ndarray:
+        """Rows: the camera's right, up and forward directions in the world (read-only)."""
+        return _rotation(self.azimuth, self.elevation)
+
+    @property
+    def position(self) -> np.ndarray:
+        """The camera's position in the world: ``distance`` back from ``lookat``."""
+        return self.lookat - self.distance * self.rotation[2]
+
+
+@functools.lru_cache(maxsize=64)
+def _rotation(azimuth: float, elevation: float) -> np.ndarray:
+    """As MuJoCo computes a free camera's frame from its azimuth and elevation (degrees)."""
+    az, el = math.radians(azimuth), math.radians(elevation)
+    ca, sa, ce, se = math.cos(az), math.sin(az), math.cos(el), math.sin(el)
+    rot = np.array([[sa, -ca, 0.0], [-se * ca, -se * sa, ce], [ce * ca, ce * sa, se]])
+    rot.flags.writeable = False
+    return rot
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,6 +36,7 @@ _CORNERS = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1
 _SPHERE_PTS = np.array([[x, y, z] for x in (-1, 0, 1) for y in (-1, 0, 1) for z in (-1, 0, 1)
                         if (x, y, z) != (0, 0, 0)], float)
 _SPHERE_PTS /= np.linalg.norm(_SPHERE_PTS, axis=1, keepdims=True)
+_SIGNS = np.array([[1.0], [-1.0]])
 _SHADE = 0.55
 """Brightness of a textured plane's dark checks relative to its colour."""
 
@@ -48,11 +49,18 @@ class _Scene:
         visible = (np.asarray(model.geom_group) < 3) & (rgba[:, 3] > 0)  # MuJoCo's defaults
         kinds = np.asarray(model.geom_type)
         self.planes = [int(i) for i in np.flatnonzero(visible & (kinds == _PLANE))]
-        self.solids = [int(i) for i in np.flatnonzero(visible & (kinds != _PLANE)
-                                                      & (kinds != _HFIELD))]
+        self.solids = np.flatnonzero(visible & (kinds != _PLANE) & (kinds != _HFIELD))
         self.kinds = kinds.tolist()
         self.capsule_mask = kinds[self.solids] == _CAPSULE
+        self.round_mask = self.capsule_mask | (kinds[self.solids] == _SPHERE)
         self.colors = [tuple(int(round(255 * c)) for c in rgba[i, :3]) for i in range(len(rgba))]
+        # planes are drawn as indices into a palette: 0 background, 1 + 2k and 2 + 2k the
+        # light and dark checks of plane k
+        self.palette = np.array([BACKGROUND] + [
+            shade for i in self.planes
+            for shade in (self.colors[i], tuple(int(v * _SHADE) for v in self.colors[i]))
+        ], dtype=np.uint8)
+        self.label_palette = np.array([-1] + [i for i in self.planes for _ in (0, 1)], np.int32)
         self.checker: dict[int, tuple[float, float]] = {}
         for i in self.planes:  # a textured plane's checks: 2x2 per texture repeat, as MuJoCo's
             mat = int(model.geom_matid[i])
@@ -78,35 +86,39 @@ def _box(h: int, w: int, x0: float, x1: float, y0: float, y1: float) -> tuple[in
     return max(int(x0), 0), min(int(x1) + 2, w), max(int(y0), 0), min(int(y1) + 2, h)
 
 
-def _capsule(img: np.ndarray, ax: float, ay: float, bx: float, by: float, ra: float,
-             rb: float, value: Any) -> None:
-    """Fill the hull of discs of radius ``ra`` at ``a`` and ``rb`` at ``b`` (pixel units)."""
-    h, w = img.shape[:2]
-    r = max(ra, rb)
-    c0, c1, r0, r1 = _box(h, w, min(ax, bx) - r, max(ax, bx) + r, min(ay, by) - r,
-                          max(ay, by) + r)
+def _rounds(h: int, w: int, ends: np.ndarray, radii: np.ndarray) -> tuple | None:
+    """Pixel masks of capsules: hulls of discs of radius ``radii[k, 0]`` at ``ends[k, 0]``
+    and ``radii[k, 1]`` at ``ends[k, 1]`` (pixel units; a sphere's ends coincide).
+
+    Computed together over the box holding them all: ``((c0, c1, r0, r1), masks)`` with
+    ``masks[k]`` of the box's shape, or ``None`` if none is in the frame.
+    """
+    r = radii.max(axis=1)
+    lo, hi = ends.min(axis=1) - r[:, None], ends.max(axis=1) + r[:, None]
+    c0, c1, r0, r1 = _box(h, w, lo[:, 0].min(), hi[:, 0].max(), lo[:, 1].min(), hi[:, 1].max())
     if c0 >= c1 or r0 >= r1:
-        return
+        return None
     xs, ys = _grid(h, w)
-    px = xs[r0:r1, c0:c1] - np.float32(ax)
-    py = ys[r0:r1, c0:c1] - np.float32(ay)
-    dx, dy = bx - ax, by - ay
-    n2 = dx * dx + dy * dy
-    rad: Any = ra * ra
-    if n2 > 1e-12:
-        t = px * np.float32(dx / n2)
-        t += py * np.float32(dy / n2)
-        np.clip(t, 0.0, 1.0, out=t)
-        px -= t * np.float32(dx)
-        py -= t * np.float32(dy)
-        if abs(rb - ra) > 1e-6:
-            rad = t * np.float32(rb - ra)
-            rad += np.float32(ra)
-            rad *= rad
+    a, d = ends[:, 0].astype(np.float32), (ends[:, 1] - ends[:, 0]).astype(np.float32)
+    ra, dr = radii[:, 0].astype(np.float32), (radii[:, 1] - radii[:, 0]).astype(np.float32)
+    n2 = (d * d).sum(axis=1)
+    inv = np.divide(1.0, n2, out=np.zeros_like(n2), where=n2 > 1e-9)
+    col = (slice(None), None, None)
+    px = xs[None, r0:r1, c0:c1] - a[:, 0][col]
+    py = ys[None, r0:r1, c0:c1] - a[:, 1][col]
+    t = px * (d[:, 0] * inv)[col]
+    t += py * (d[:, 1] * inv)[col]
+    np.maximum(t, 0.0, out=t)
+    np.minimum(t, 1.0, out=t)
+    px -= t * d[:, 0][col]
+    py -= t * d[:, 1][col]
+    t *= dr[col]
+    t += ra[col]  # the radius where the pixel's nearest axis point is
+    t *= t
     px *= px
     py *= py
     px += py
-    img[r0:r1, c0:c1][px <= rad] = value
+    return (c0, c1, r0, r1), px <= t
 
 
 def _hull(pts: np.ndarray) -> np.ndarray:
@@ -190,11 +202,20 @@ def _plane(index: np.ndarray, level: int, focal: float, basis: np.ndarray, cam: 
         seen = seen & (np.abs(tx + np.float32(ox)) <= sx)
     if size[1] > 0 and not -sy <= oy + y0 <= oy + y1 <= sy:
         seen = seen & (np.abs(ty + np.float32(oy)) <= sy)
-    index[seen] = level
-    if checks is not None:
-        a = np.floor(tx + np.float32(ox))
-        a += np.floor(ty + np.float32(oy))
-        index[seen & (np.remainder(a, 2) == 1)] = level + 1
+    if checks is None:
+        index[seen] = level
+        return
+    a = tx + np.float32(ox)
+    np.floor(a, out=a)
+    b = ty + np.float32(oy)
+    np.floor(b, out=b)
+    a += b
+    a *= 0.5
+    b = np.floor(a)
+    a -= b  # 0.5 on dark checks, else 0
+    a *= 2
+    a += level
+    np.copyto(index, a, where=seen, casting="unsafe")
 
 
 # ---------------------------------------------------------------------- drawing
@@ -218,48 +239,47 @@ def draw_planar(env: Any, height: int, width: int, camera: Camera | None = None,
     model, data = env.model, env.data
     scene = _scene(env)
     pose = camera_pose(env, camera)
-    cam, right, up, forward = pose.basis()
-    basis = np.stack([right, up, forward])
+    basis = pose.rotation  # rows: right, up, forward
+    cam = pose.position
     focal = (height / 2) / math.tan(math.radians(pose.fovy) / 2)
     cx, cy = width / 2, height / 2
 
-    # planes first, as indices into a palette (0: background; 1 + 2k, 2 + 2k: plane k)
-    palette: list[Any] = [-1 if labels else BACKGROUND]
-    index = np.zeros((height, width), dtype=np.uint8)
+    index = np.zeros((height, width), dtype=np.uint8)  # planes first, into scene.palette
     for k, i in enumerate(scene.planes):
-        c = scene.colors[i]
-        palette += [i, i] if labels else [c, tuple(int(v * _SHADE) for v in c)]
         _plane(index, 1 + 2 * k, focal, basis, cam, data.geom_xpos[i],
                data.geom_xmat[i].reshape(3, 3), model.geom_size[i], scene.checker.get(i))
-    table = np.array(palette, dtype=np.int32 if labels else np.uint8)
-    img = table[index]
+    img = np.take(scene.label_palette if labels else scene.palette, index, axis=0)
 
     ids = scene.solids
-    if not ids:
+    if not len(ids):
         return img
     rel = (data.geom_xpos[ids] - cam) @ basis.T  # camera coordinates: right, up, depth
     mats = data.geom_xmat[ids].reshape(-1, 3, 3)  # columns: the geom's axes in the world
     sizes = model.geom_size[ids]
-    # spheres and capsules: both ends of the axis (a sphere's coincide), projected
-    half = np.where(scene.capsule_mask, sizes[:, 1], 0.0)[:, None]
-    axis = (mats[:, :, 2] @ basis.T) * half
-    ends = np.stack([rel + axis, rel - axis], axis=1)  # (n, 2, 3)
+    # spheres and capsules: both ends of the axis (a sphere's coincide), projected together
+    half = np.where(scene.capsule_mask, sizes[:, 1], 0.0)[:, None, None]
+    ends = rel[:, None, :] + (mats[:, None, :, 2] @ basis.T) * half * _SIGNS  # (n, 2, 3)
     depth = ends[..., 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        us = (cx + focal * ends[..., 0] / depth).tolist()
-        vs = (cy - focal * ends[..., 1] / depth).tolist()
-        rads = (focal * sizes[:, :1] / depth).tolist()
-    near = (depth.min(axis=1) > sizes[:, 0]).tolist()
+    near = depth.min(axis=1) > sizes[:, 0]  # in front of the camera
+    round_ = np.flatnonzero(scene.round_mask & near)
+    masks: dict[int, np.ndarray] = {}
+    if len(round_):
+        e, z = ends[round_], depth[round_]
+        pix = np.stack([cx + focal * e[..., 0] / z, cy - focal * e[..., 1] / z], axis=-1)
+        got = _rounds(height, width, pix, focal * sizes[round_, :1] / z)
+        if got is not None:
+            (c0, c1, r0, r1), inside = got
+            window = img[r0:r1, c0:c1]
+            masks = dict(zip(round_.tolist(), inside, strict=True))
     # far first, by the depth of each geom's nearest side (a thick geom covers a thin one
     # whose centre it shares, as in MuJoCo's depth test)
     for k in np.argsort(sizes[:, 0] - rel[:, 2], kind="stable").tolist():
-        i = ids[k]
+        i = int(ids[k])
         value = i if labels else scene.colors[i]
         kind = scene.kinds[i]
         if kind in (_SPHERE, _CAPSULE):
-            if near[k]:  # not at or behind the camera
-                u, v, r = us[k], vs[k], rads[k]
-                _capsule(img, u[0], v[0], u[1], v[1], r[0], r[1], value)
+            if k in masks:
+                window[masks[k]] = value
             continue
         if kind == _BOX:
             local = _CORNERS * sizes[k]
