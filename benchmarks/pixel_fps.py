@@ -8,7 +8,8 @@ The second puts the planar MuJoCo robots' two renderers side by side at 64x64: t
 drawer (``draw``, and ``env`` for a 64x64 grayscale 4-stack view), and MuJoCo's own renderer
 through ``MUJOCO_GL=egl``: ``env.render()`` as Gymnasium ships it (``stock``: shadows,
 reflections, skybox, haze), the same with the pixel view's preparation (``plain``: those
-effects off, the drawer's camera), and the view's ``env`` rate with ``renderer: render``.
+effects off, the drawer's camera), and the view's ``env`` rate over stock frames (``stock
+env``, the view as it was before the effects went off) and with ``renderer: render``.
 
 Usage::
 
@@ -27,6 +28,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import rltransfer.envs as rte  # noqa: E402
 from rltransfer.envs.knobs import resolve_callable  # noqa: E402
 from rltransfer.envs.mujoco_camera import prepare_render  # noqa: E402
+from rltransfer.envs.pixels import ChannelFrameStack, PixelObservation, PixelSpec  # noqa: E402
 
 VIEWS = {
     "rgb": {"size": 64},
@@ -108,6 +110,13 @@ def bench_robot(family: str, seconds: float) -> dict[str, float]:
         stock.render()
 
     out["plain draw"] = _timed(plain, seconds, 2000)
+    # the view as it was before the effects went off: the same wrappers over stock renders
+    spec = PixelSpec.parse(STACK)
+    assert spec is not None
+    effects = rte.make(family, render_mode="rgb_array", width=64, height=64)
+    view = ChannelFrameStack(PixelObservation(effects, spec), spec.frame_stack)
+    out["stock env"] = _timed(_stepper(view), seconds, 200)
+    effects.close()
     stock.close()
     env = rte.make(family, pixels={**STACK, "renderer": "render"})
     out["render env"] = _timed(_stepper(env), seconds, 2000)
@@ -148,7 +157,7 @@ def main() -> None:
     robots = ROBOTS if args.robots is None else args.robots
     if not robots:
         return
-    cols = ["numpy draw", "numpy env", "stock draw", "plain draw", "render env"]
+    cols = ["numpy draw", "numpy env", "stock draw", "plain draw", "stock env", "render env"]
     print("\nplanar robots, 64x64 frames/s (env: grayscale 4-stack view, steps/s); "
           "numpy: the drawer; stock, plain, render: MuJoCo's renderer")
     print(f"{'robot':<24}" + "".join(f"{c:>12}" for c in cols) + f"{'numpy/plain':>13}")

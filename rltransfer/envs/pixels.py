@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import importlib
 import importlib.util
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -326,8 +327,13 @@ def _load_triton_before_rendering() -> None:
 
     torch imports triton when it builds its first optimizer; on these machines, importing it
     after MuJoCo has created its EGL context crashes the process (segmentation fault in
-    triton's import). Importing it first avoids that; nothing of triton is used.
+    triton's import). Importing it first avoids that; nothing of triton is used. Once an EGL
+    display exists (the process rendered before, outside a pixel view) the import itself
+    would crash, so it is left to torch.
     """
+    egl = sys.modules.get("mujoco.egl")
+    if egl is not None and getattr(egl, "EGL_DISPLAY", None) is not None:
+        return
     if importlib.util.find_spec("triton") is not None:
         importlib.import_module("triton")
 
