@@ -1,10 +1,11 @@
 """Pixel views: rendered frames as observations, for vision-encoder work.
 
 A :class:`PixelSpec` says the frame size, colour and frame stack. Frames come from a fast
-numpy drawer where the family has one (CartPole, Pendulum) and from the env's own renderer
-otherwise (MuJoCo renders at the requested size with ``MUJOCO_GL=egl``). Observations are
-channels-last ``uint8`` ``Box(0, 255, (H, W, C * frame_stack))`` so SB3's ``CnnPolicy`` takes
-them as they are.
+numpy drawer where the family has one (CartPole, Pendulum, the planar MuJoCo robots of
+:mod:`rltransfer.envs.mujoco_draw`) and from the env's own renderer otherwise (MuJoCo
+renders at the requested size with ``MUJOCO_GL=egl``, its costly effects turned off).
+Observations are channels-last ``uint8`` ``Box(0, 255, (H, W, C * frame_stack))`` so SB3's
+``CnnPolicy`` takes them as they are.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import dataclasses
 import functools
 import importlib
 import importlib.util
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -23,6 +25,10 @@ from PIL import Image
 from rltransfer.envs.errors import EnvError, unknown_name
 
 Drawer = Callable[[Any, int, int], np.ndarray]
+"""``drawer(env.unwrapped, height, width)`` → an RGB ``uint8`` frame. A drawer may also have
+a ``prepare_render(env.unwrapped)`` method: the pixel view calls it before each
+``env.render()`` when frames come from the env's renderer, to frame the scene alike."""
+Prepare = Callable[[Any], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,7 +220,8 @@ class PixelObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Replace observations by a rendered frame of shape ``(H, W, 1 or 3)``.
 
     Uses ``drawer(env.unwrapped, H, W)`` when given, else ``env.render()`` (the env must
-    have been made with ``render_mode="rgb_array"``) resized to ``(H, W)``.
+    have been made with ``render_mode="rgb_array"``) resized to ``(H, W)``, calling
+    ``prepare(env.unwrapped)`` first when given (it sets up the env's renderer).
 
     Example:
         >>> import gymnasium as gym
@@ -223,11 +230,18 @@ class PixelObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         (64, 64, 3)
     """
 
-    def __init__(self, env: gym.Env, spec: PixelSpec, drawer: Drawer | None = None) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, spec=spec, drawer=drawer)
+    def __init__(
+        self,
+        env: gym.Env,
+        spec: PixelSpec,
+        drawer: Drawer | None = None,
+        prepare: Prepare | None = None,
+    ) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, spec=spec, drawer=drawer, prepare=prepare)
         gym.ObservationWrapper.__init__(self, env)
         self.spec_px = spec
         self.drawer = drawer
+        self.prepare = prepare
         channels = 1 if spec.grayscale else 3
         self.observation_space = gym.spaces.Box(
             0, 255, (spec.height, spec.width, channels), dtype=np.uint8
@@ -247,6 +261,8 @@ class PixelObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         if self.drawer is not None:
             frame = self.drawer(self.env.unwrapped, s.height, s.width)
         else:
+            if self.prepare is not None:
+                self.prepare(self.env.unwrapped)
             rendered = self.env.render()
             if not isinstance(rendered, np.ndarray):
                 raise EnvError(
@@ -311,21 +327,37 @@ def _load_triton_before_rendering() -> None:
 
     torch imports triton when it builds its first optimizer; on these machines, importing it
     after MuJoCo has created its EGL context crashes the process (segmentation fault in
-    triton's import). Importing it first avoids that; nothing of triton is used.
+    triton's import). Importing it first avoids that; nothing of triton is used. Once an EGL
+    display exists (the process rendered before, outside a pixel view) the import itself
+    would crash, so it is left to torch.
     """
+    egl = sys.modules.get("mujoco.egl")
+    if egl is not None and getattr(egl, "EGL_DISPLAY", None) is not None:
+        return
     if importlib.util.find_spec("triton") is not None:
         importlib.import_module("triton")
 
 
 def pixel_view(env: gym.Env, spec: PixelSpec, drawer: Drawer | None = None) -> gym.Env:
-    """Wrap ``env`` into the pixel view ``spec`` (frame, then channel-axis frame stack)."""
-    if spec.renderer == "render":
-        drawer = None
-    elif spec.renderer == "numpy" and drawer is None:
+    """Wrap ``env`` into the pixel view ``spec`` (frame, then channel-axis frame stack).
+
+    Frames come from ``drawer`` unless ``spec.renderer`` is ``render`` or there is none;
+    then from ``env.render()``, prepared by the drawer's ``prepare_render`` if it has one, and
+    for a MuJoCo env always with MuJoCo's costly effects off
+    (:func:`rltransfer.envs.mujoco_camera.prepare_render`).
+    """
+    prepare: Prepare | None = None
+    if spec.renderer == "numpy" and drawer is None:
         raise EnvError("pixels.renderer: 'numpy' but this env has no numpy drawer; use 'render'")
-    if drawer is None:
+    if spec.renderer == "render" or drawer is None:
+        prepare = getattr(drawer, "prepare_render", None)
+        if prepare is None and hasattr(env.unwrapped, "mujoco_renderer"):
+            from rltransfer.envs.mujoco_camera import prepare_render
+
+            prepare = prepare_render
+        drawer = None
         _load_triton_before_rendering()
-    env = PixelObservation(env, spec, drawer)
+    env = PixelObservation(env, spec, drawer, prepare)
     if spec.frame_stack > 1:
         env = ChannelFrameStack(env, spec.frame_stack)
     return env

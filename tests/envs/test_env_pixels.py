@@ -72,7 +72,8 @@ def test_stock_renderer_classic_and_plain_gym_id():
 
 
 def test_mujoco_pixel_view():
-    env = rte.make("invertedpendulum", {"pole_length": 1.5}, pixels={"size": 32})
+    env = rte.make("invertedpendulum", {"pole_length": 1.5},
+                   pixels={"size": 32, "renderer": "render"})  # MuJoCo's renderer
     obs, _ = env.reset(seed=0)
     assert obs.shape == (32, 32, 3) and obs.dtype == np.uint8
     obs, *_ = env.step(env.action_space.sample())
@@ -108,7 +109,7 @@ def test_a_mujoco_render_before_the_first_optimizer_does_not_crash(tmp_path):
     code = (
         "import os; os.environ.setdefault('MUJOCO_GL', 'egl')\n"
         "import torch, rltransfer.envs as rte\n"
-        "env = rte.make('hopper', pixels={'size': 32}, )\n"
+        "env = rte.make('hopper', pixels={'size': 32, 'renderer': 'render'})\n"
         "env.reset(seed=0); env.step(env.action_space.sample())\n"
         "torch.optim.Adam([torch.zeros(1, requires_grad=True)])\n"
         "print('ok')\n"
