@@ -74,7 +74,7 @@ def _methods_section(res: Results) -> list[str]:
             sources[r.run_id] = (cfg, res.run_done.get(r.run_id, {}))
     if not first:
         return []
-    target_pixels = bool((res.experiment.get("target") or {}).get("pixels"))
+    target_pixels = bool(((res.experiment.get("config") or {}).get("target") or {}).get("pixels"))
 
     def encoder(cfg: Mapping[str, Any]) -> str:
         pk = (cfg.get("preset") or {}).get("policy_kwargs") or {}

@@ -190,7 +190,7 @@ def test_state_teacher_source_is_planned_on_the_state(write_yaml, tmp_path):
     assert by["kickstart[none]@state"].env["pixels"] == PIX
 
 
-def test_state_teacher_experiment_runs_and_skips_on_rerun(write_yaml, tmp_path):
+def test_state_teacher_experiment_runs_and_skips_on_rerun(write_yaml, tmp_path, fast_report):
     path = write_yaml(state_teacher(seeds=1))
     result = run(path, out=tmp_path / "out", workers=1, progress=False, report=False)
     assert result.ok, result.failed
@@ -202,6 +202,9 @@ def test_state_teacher_experiment_runs_and_skips_on_rerun(write_yaml, tmp_path):
     assert card["transfer"]["moved"] == 0
     again = run(path, out=tmp_path / "out", workers=1, progress=False, report=False)
     assert (again.executed, again.skipped) == (0, 3)
+    fast_report.build_report(tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "trained on `cartpole` from its state (a state teacher" in md
 
 
 @pytest.mark.parametrize("source, words", [
