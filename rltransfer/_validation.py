@@ -71,9 +71,15 @@ def _location(err: Mapping[str, Any]) -> list[Any]:
     return [loc[0], *kept, *([loc[-1]] if keep_last else [])]
 
 
+UNION_TAGS: set[str] = set()
+"""Tags of discriminated unions (``pydantic.Tag``) that models declare, kept out of error
+locations like the member types of plain unions."""
+
+
 def _is_union_tag(part: Any) -> bool:
     # pydantic puts the union member's type in the location ("int", "list[int]", ...)
-    return isinstance(part, str) and ("[" in part or part in ("int", "str", "float", "bool"))
+    return isinstance(part, str) and ("[" in part or part in ("int", "str", "float", "bool")
+                                      or part in UNION_TAGS)
 
 
 def _allowed(model: type[BaseModel], loc: list[Any]) -> list[str]:

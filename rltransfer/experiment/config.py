@@ -45,12 +45,20 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
 
 from rltransfer import envs
-from rltransfer._validation import format_validation_error, read_yaml
+from rltransfer._validation import UNION_TAGS, format_validation_error, read_yaml
 from rltransfer.envs.catalogue import parse_adapter, resolve_members
 from rltransfer.metrics import DEFAULT_SUSTAIN
 from rltransfer.presets import PresetError, resolve_preset
@@ -188,8 +196,17 @@ class AgentSourceSpec(_Strict):
                       dict(source.knobs if self.knobs is None else self.knobs), pixels)
 
 
-SourceSpec = SSLSourceSpec | AgentSourceSpec
-"""A named source: a self-supervised encoder or another RL agent."""
+def _source_kind(value: Any) -> str:
+    kind = value.get("kind", "ssl") if isinstance(value, Mapping) else getattr(value, "kind", "ssl")
+    return "AgentSourceSpec" if kind == "agent" else "SSLSourceSpec"
+
+
+UNION_TAGS.update({"SSLSourceSpec", "AgentSourceSpec"})
+SourceSpec = Annotated[Annotated[SSLSourceSpec, Tag("SSLSourceSpec")]
+                       | Annotated[AgentSourceSpec, Tag("AgentSourceSpec")],
+                       Discriminator(_source_kind)]
+"""A named source: a self-supervised encoder (``kind: ssl``, the default) or another RL agent
+(``kind: agent``); errors name the fields of the kind given."""
 
 
 class MethodEntry(_Strict):
