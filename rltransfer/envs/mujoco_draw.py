@@ -227,7 +227,8 @@ def draw_planar(env: Any, height: int, width: int, camera: Camera | None = None,
 
     Args:
         env: a MuJoCo env (``env.unwrapped`` of a Gymnasium ``MujocoEnv``: ``model``, ``data``).
-        height, width: frame size in pixels.
+        height: frame height in pixels.
+        width: frame width in pixels.
         camera: where to look from; ``None`` frames the scene as ``env.render()`` does.
         labels: return geom ids per pixel (``int32``, -1 where no geom is) instead of colours,
             to compare with MuJoCo's own render
