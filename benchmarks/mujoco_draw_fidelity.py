@@ -24,45 +24,20 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 import rltransfer.envs as rte  # noqa: E402
 from rltransfer.envs import mujoco_draw as md  # noqa: E402
-from rltransfer.envs.mujoco_camera import prepare_render, render_labels  # noqa: E402
+from rltransfer.envs.mujoco_camera import (  # noqa: E402
+    prepare_render,
+    random_pose,
+    render_labels,
+    silhouette_iou,
+)
 
 ROBOTS = ["hopper", "walker2d", "halfcheetah", "reacher", "invertedpendulum",
           "inverteddoublependulum"]
-
-
-def random_pose(env, rng: np.random.Generator) -> None:
-    """Joints at random within their ranges (free hinges in [-1, 1] rad), the root moved up
-    to 1 m along x, lifted so no geom is below the floor (as tests/envs/test_mujoco_draw.py)."""
-    m, d = env.model, env.data
-    q = m.qpos0.copy()
-    for j in range(m.njnt):
-        adr, name = m.jnt_qposadr[j], mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, j)
-        if name == "rootz":
-            continue
-        if m.jnt_limited[j]:
-            q[adr] = rng.uniform(*m.jnt_range[j])
-        elif name == "rootx":
-            q[adr] += rng.uniform(-1.0, 1.0)
-        elif m.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE:
-            q[adr] = rng.uniform(-1.0, 1.0)
-    d.qpos[:], d.qvel[:] = q, 0.0
-    mujoco.mj_forward(m, d)
-    rootz = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "rootz")
-    solid = m.geom_type != mujoco.mjtGeom.mjGEOM_PLANE
-    low = float((d.geom_xpos[solid, 2] - m.geom_rbound[solid]).min())
-    if rootz >= 0 and low < 0:
-        d.qpos[m.jnt_qposadr[rootz]] -= low
-        mujoco.mj_forward(m, d)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum() / max((a | b).sum(), 1))
 
 
 def measure(family: str, size: int, poses: int, seed: int) -> tuple[list, list[np.ndarray]]:
@@ -82,8 +57,8 @@ def measure(family: str, size: int, poses: int, seed: int) -> tuple[list, list[n
             random_pose(u, rng)
         ours = md.draw_planar(u, size, size, camera, labels=True)
         theirs = render_labels(u, camera)
-        out.append((iou(np.isin(ours, solid), np.isin(theirs, solid)),
-                    iou(np.isin(ours, moving), np.isin(theirs, moving))))
+        out.append((silhouette_iou(np.isin(ours, solid), np.isin(theirs, solid)),
+                    silhouette_iou(np.isin(ours, moving), np.isin(theirs, moving))))
         if k == 2:  # the first random pose goes in the picture
             prepare_render(u, camera)
             a, b = np.isin(ours, solid), np.isin(theirs, solid)

@@ -213,3 +213,41 @@ def render_labels(env: Any, camera: Camera | None = None) -> np.ndarray:
             table[g.segid + 1] = g.objid
     seg[(seg < 0) | (seg >= len(table))] = 0
     return table[seg]
+
+
+def random_pose(env: Any, rng: np.random.Generator) -> None:
+    """Put a MuJoCo env's body in a random pose: every joint at random (within its range;
+    free hinges in [-1, 1] rad), the root moved up to 1 m along x, then lifted so no geom is
+    below the floor; ``mj_forward``. For comparing renderers at poses resets never reach."""
+    import mujoco
+
+    m, d = env.model, env.data
+    q = m.qpos0.copy()
+    for j in range(m.njnt):
+        adr, name = m.jnt_qposadr[j], mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, j)
+        if name == "rootz":
+            continue
+        if m.jnt_limited[j]:
+            q[adr] = rng.uniform(*m.jnt_range[j])
+        elif name == "rootx":
+            q[adr] += rng.uniform(-1.0, 1.0)
+        elif m.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE:
+            q[adr] = rng.uniform(-1.0, 1.0)
+    d.qpos[:], d.qvel[:] = q, 0.0
+    mujoco.mj_forward(m, d)
+    rootz = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "rootz")
+    solid = m.geom_type != mujoco.mjtGeom.mjGEOM_PLANE
+    low = float((d.geom_xpos[solid, 2] - m.geom_rbound[solid]).min())
+    if rootz >= 0 and low < 0:
+        d.qpos[m.jnt_qposadr[rootz]] -= low
+        mujoco.mj_forward(m, d)
+
+
+def silhouette_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boolean masks (1.0 for two empty masks' 0/1 guard).
+
+    Example:
+        >>> silhouette_iou(np.array([True, True, False]), np.array([True, False, False]))
+        0.5
+    """
+    return float((a & b).sum() / max((a | b).sum(), 1))

@@ -13,43 +13,18 @@ import pytest
 import rltransfer.envs as rte
 from rltransfer.envs import EnvError
 from rltransfer.envs import mujoco_draw as md
-from rltransfer.envs.mujoco_camera import Camera, camera_pose, render_labels
+from rltransfer.envs.mujoco_camera import (
+    Camera,
+    camera_pose,
+    random_pose,
+    render_labels,
+    silhouette_iou,
+)
 from rltransfer.envs.pixels import ChannelFrameStack, PixelObservation
 
 ROBOTS = ["hopper", "walker2d", "halfcheetah", "reacher", "invertedpendulum",
           "inverteddoublependulum"]
 SIZE = 64
-
-
-def _random_pose(env, rng: np.random.Generator) -> None:
-    """Joints at random (within their ranges; free hinges in [-1, 1] rad), the root moved up
-    to 1 m along x, then lifted so no geom is below the floor; ``mj_forward``."""
-    import mujoco
-
-    m, d = env.model, env.data
-    q = m.qpos0.copy()
-    for j in range(m.njnt):
-        adr, name = m.jnt_qposadr[j], mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, j)
-        if name == "rootz":
-            continue
-        if m.jnt_limited[j]:
-            q[adr] = rng.uniform(*m.jnt_range[j])
-        elif name == "rootx":
-            q[adr] += rng.uniform(-1.0, 1.0)
-        elif m.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE:
-            q[adr] = rng.uniform(-1.0, 1.0)
-    d.qpos[:], d.qvel[:] = q, 0.0
-    mujoco.mj_forward(m, d)
-    rootz = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "rootz")
-    solid = m.geom_type != mujoco.mjtGeom.mjGEOM_PLANE
-    low = float((d.geom_xpos[solid, 2] - m.geom_rbound[solid]).min())
-    if rootz >= 0 and low < 0:
-        d.qpos[m.jnt_qposadr[rootz]] -= low
-        mujoco.mj_forward(m, d)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum() / max((a | b).sum(), 1))
 
 
 @pytest.mark.parametrize("family", ROBOTS)
@@ -70,12 +45,12 @@ def test_numpy_silhouettes_match_mujoco(family):
             if k < 2:
                 env.reset(seed=k)
             else:
-                _random_pose(u, rng)
+                random_pose(u, rng)
             ours = md.draw_planar(u, SIZE, SIZE, camera, labels=True)
             theirs = render_labels(u, camera)
             assert np.isin(theirs, moving).sum() >= 15  # the robot is in view
-            ious.append((_iou(np.isin(ours, solid), np.isin(theirs, solid)),
-                         _iou(np.isin(ours, moving), np.isin(theirs, moving))))
+            ious.append((silhouette_iou(np.isin(ours, solid), np.isin(theirs, solid)),
+                         silhouette_iou(np.isin(ours, moving), np.isin(theirs, moving))))
         # the colour frame paints exactly the labelled pixels
         frame = md.draw_planar(u, SIZE, SIZE, camera)
         assert np.array_equal((frame != md.BACKGROUND).any(-1), ours >= 0)
