@@ -63,14 +63,7 @@ def _timed(fn, seconds: float, max_frames: int) -> float:
 def bench_view(family: str, pixels: dict | None, seconds: float, max_frames: int) -> tuple:
     """(draw fps or None, env fps) of one family's pixel view."""
     env = rte.make(family, pixels=pixels)
-    env.reset(seed=0)
-    env.action_space.seed(0)
-
-    def step() -> None:
-        _, _, term, trunc, _ = env.step(env.action_space.sample())
-        if term or trunc:
-            env.reset()
-
+    step = _stepper(env)
     draw = None
     fam = rte.get_family(family)
     if fam.drawer and pixels is not None:
