@@ -448,3 +448,22 @@ def test_curve_csv_keeps_its_format_when_resumed(tmp_path: Path):
         rundir.append_curve(new, {"step": step, "mean_return": 1.0, "std_return": 0.0,
                                   "episodes": 5, "wall_time": 0.1, "forward_velocity": 0.25})
     assert rundir.read_curve(new)["forward_velocity"].tolist() == [0.25, 0.25]
+
+
+def test_a_source_stands_beside_the_published_score_of_its_env():
+    from rltransfer.report.markdown import published_text
+
+    cfg = {"env": {"env": "hopper", "knobs": {}}, "algo": "ppo", "kind": "pretrain",
+           "steps": 1_000_000}
+    standing = published_text(cfg, 994.0)
+    assert "41% of the published PPO score on Hopper-v3 at 1,000,000 steps" in standing
+    assert "2,410" in standing and "far below" in standing
+    hopping = published_text(cfg, 2300.0)
+    assert "95%" in hopping and "far below" not in hopping and "another budget" not in hopping
+    assert "another budget" in published_text({**cfg, "steps": 300_000}, 2300.0)
+    # a modified body, pixels, or a family without a published score: nothing to compare
+    assert published_text({**cfg, "env": {"env": "hopper", "knobs": {"torso_mass": 2.0}}},
+                          994.0) == ""
+    assert published_text({**cfg, "env": {"env": "cartpole", "knobs": {}}}, 500.0) == ""
+    assert published_text({**cfg, "algo": "sac", "env": {"env": "hopper", "knobs": {},
+                                                         "pixels": {"size": 64}}}, 1.0) == ""

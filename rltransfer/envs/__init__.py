@@ -36,7 +36,7 @@ from rltransfer.envs.catalogue import (
     reload,
 )
 from rltransfer.envs.errors import EnvError, EnvFault
-from rltransfer.envs.family import EnvFamily, register_family
+from rltransfer.envs.family import EnvFamily, PublishedScore, register_family
 from rltransfer.envs.knobs import Knob
 from rltransfer.envs.listing import format_catalogue, parse_knob_args
 from rltransfer.envs.making import EnvFactory, build, description, factory
@@ -50,6 +50,7 @@ __all__ = [
     "EnvFault",
     "EnvFactory",
     "EnvFamily",
+    "PublishedScore",
     "Knob",
     "Member",
     "Pair",

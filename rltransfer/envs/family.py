@@ -34,6 +34,22 @@ from rltransfer.envs.mujoco_knobs import apply_model_knobs, edited_xml
 GYM_NAMESPACE = "rltransfer"
 
 
+class PublishedScore(BaseModel):
+    """A published score of one algorithm on a family's base env: the yardstick a source
+    trained here is held to (reports print a source's final return beside it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    score: float
+    """Mean evaluation return."""
+    steps: int = Field(gt=0)
+    """Training steps behind it."""
+    env: str
+    """The env it was measured on (``Hopper-v3``: an older version than the family's)."""
+    reference: str
+    """Where it is published."""
+
+
 class EnvFamily(BaseModel):
     """A base env plus named knobs; ``family.make(**knobs)`` builds a member.
 
@@ -75,6 +91,8 @@ class EnvFamily(BaseModel):
     adapters between spaces (see :class:`rltransfer.envs.Adapter`)."""
     act_blocks: dict[str, Block] = Field(default_factory=dict)
     """Named action blocks, as ``obs_blocks``."""
+    published: dict[str, PublishedScore] = Field(default_factory=dict)
+    """Published scores on the base env by algorithm (``ppo``, ``sac``), e.g. the RL Zoo's."""
     source: str = "python"
     """Where the family was declared (a YAML file, or ``python``)."""
 

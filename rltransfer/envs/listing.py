@@ -64,6 +64,9 @@ def format_catalogue() -> str:
         lines.append(head)
         if fam.description:
             lines.append(f"    {fam.description}")
+        for algo, pub in sorted(fam.published.items()):
+            lines.append(f"    published {algo.upper()} score on {pub.env} at {pub.steps:,} steps: "
+                         f"{pub.score:,.0f} ({pub.reference})")
         if not fam.knobs:
             lines.append("    (no knobs)")
         for name in sorted(fam.knobs):

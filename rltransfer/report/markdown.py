@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from rltransfer import envs
 from rltransfer import metrics as mt
 from rltransfer.report.results import Results
 from rltransfer.report.tables import (
@@ -58,6 +59,30 @@ def _config_block(config: Any) -> str:
         return "```yaml\n" + yaml.safe_dump(config, sort_keys=False).rstrip() + "\n```"
     except Exception:  # noqa: BLE001 - fall back to JSON for anything YAML cannot dump
         return "```json\n" + json.dumps(config, indent=2, default=str) + "\n```"
+
+
+def published_text(cfg: Mapping[str, Any], final_return: float) -> str:
+    """The published score a source agent's final return is held to, in words ("" when its
+    env's family publishes none for its algorithm, or the source ran on a modified member or
+    on pixels, where the published score does not apply)."""
+    env = cfg.get("env") or {}
+    algo = str(cfg.get("algo", ""))
+    if env.get("pixels") or cfg.get("kind") != "pretrain":
+        return ""
+    try:
+        fam = envs.get_family(str(env.get("env")))
+        if fam.resolve(env.get("knobs") or {}) != fam.defaults():
+            return ""
+    except envs.EnvError:
+        return ""
+    pub = fam.published.get(algo)
+    if pub is None:
+        return ""
+    share = final_return / pub.score if pub.score > 0 else float("nan")
+    budget = "" if int(cfg.get("steps") or 0) == pub.steps else " (another budget)"
+    far = ", **far below it**: transfer from this source says little" if share < 0.5 else ""
+    return (f" ({share:.0%} of the published {algo.upper()} score on {pub.env} at "
+            f"{pub.steps:,} steps{budget}, {fmt_number(pub.score)}{far})")
 
 
 def _methods_section(res: Results) -> list[str]:
@@ -104,6 +129,7 @@ def _methods_section(res: Results) -> list[str]:
             )
         ret = (
             f"; final return {fmt_number(done.get('final_return'))}"
+            + published_text(cfg, done["final_return"])
             if done.get("final_return") is not None
             else ""
         )
