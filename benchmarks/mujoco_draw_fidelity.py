@@ -31,9 +31,6 @@ import rltransfer.envs as rte  # noqa: E402
 from rltransfer.envs import mujoco_draw as md  # noqa: E402
 from rltransfer.envs.mujoco_camera import (  # noqa: E402
     prepare_render,
-    random_pose,
-    render_labels,
-    silhouette_iou,
 )
 
 ROBOTS = ["hopper", "walker2d", "halfcheetah", "reacher", "invertedpendulum",
@@ -44,24 +41,13 @@ def measure(family: str, size: int, poses: int, seed: int) -> tuple[list, list[n
     """IoU pairs (every non-plane geom, moving bodies) per pose; the picture's three tiles."""
     camera = getattr(md, f"draw_{family}").camera
     env = rte.make(family, render_mode="rgb_array", width=size, height=size)
-    u = env.unwrapped
-    m = u.model
-    solid = np.flatnonzero(m.geom_type != 0)
-    moving = np.flatnonzero((m.geom_type != 0) & (m.geom_bodyid != 0))
-    rng = np.random.default_rng(seed)
     out, tiles = [], []
-    for k in range(2 + poses):
-        if k < 2:
-            env.reset(seed=k)
-        else:
-            random_pose(u, rng)
-        ours = md.draw_planar(u, size, size, camera, labels=True)
-        theirs = render_labels(u, camera)
-        out.append((silhouette_iou(np.isin(ours, solid), np.isin(theirs, solid)),
-                    silhouette_iou(np.isin(ours, moving), np.isin(theirs, moving))))
-        if k == 2:  # the first random pose goes in the picture
+    for c in md.compare_poses(env, camera, size, poses=poses, seed=seed):
+        out.append(c.iou)
+        if c.index == 2:  # the first random pose goes in the picture
+            u = env.unwrapped
             prepare_render(u, camera)
-            a, b = np.isin(ours, solid), np.isin(theirs, solid)
+            a, b = np.isin(c.ours, c.solid), np.isin(c.theirs, c.solid)
             overlay = np.zeros((size, size, 3), np.uint8)
             overlay[a & ~b], overlay[b & ~a], overlay[a & b] = (255, 60, 60), (60, 120, 255), 255
             tiles = [np.asarray(env.render()), md.draw_planar(u, size, size, camera), overlay]

@@ -18,12 +18,21 @@ The families' drawers (``drawer:`` in ``envs/mujoco.yaml``) pair it with a camer
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from rltransfer.envs.mujoco_camera import Camera, camera_pose, prepare_render
+from rltransfer.envs.mujoco_camera import (
+    Camera,
+    camera_pose,
+    prepare_render,
+    random_pose,
+    render_labels,
+    silhouette_iou,
+)
 from rltransfer.envs.pixels import _grid
 
 BACKGROUND = (0, 0, 0)
@@ -345,3 +354,47 @@ draw_inverteddoublependulum = PlanarDrawer(  # Gymnasium's DEFAULT_CAMERA_CONFIG
     # which its constructor does not apply (it renders from 8.2 m, the poles a few pixels)
     Camera(lookat=(0.0, 0.0, 0.1225), distance=4.1225, elevation=-45.0, azimuth=90.0),
     "InvertedDoublePendulum: 4.12 m away, 45 degrees above, fixed.")
+
+
+@dataclasses.dataclass(frozen=True)
+class PoseComparison:
+    """One pose drawn by :func:`draw_planar` and by MuJoCo (segmentation), and their overlap."""
+
+    index: int
+    """0 and 1: reset states (seeds 0 and 1); from 2 on: random poses."""
+    ours: np.ndarray
+    """The numpy drawer's geom labels (``-1``: background)."""
+    theirs: np.ndarray
+    """MuJoCo's geom labels, same camera and size."""
+    solid: np.ndarray
+    """Ids of every geom but planes."""
+    moving: np.ndarray
+    """Ids of the robot's geoms (not on the world body)."""
+
+    @property
+    def iou(self) -> tuple[float, float]:
+        """Silhouette IoU over every non-plane geom, and over the robot alone."""
+        return (silhouette_iou(np.isin(self.ours, self.solid), np.isin(self.theirs, self.solid)),
+                silhouette_iou(np.isin(self.ours, self.moving),
+                               np.isin(self.theirs, self.moving)))
+
+
+def compare_poses(env: Any, camera: Camera, size: int, *, poses: int,
+                  seed: int = 0) -> Iterator[PoseComparison]:
+    """Compare the numpy drawing with MuJoCo's render at 2 reset states, then ``poses`` random
+    poses (:func:`~rltransfer.envs.mujoco_camera.random_pose`, from ``seed``). ``env`` is a
+    family member made with ``render_mode="rgb_array"`` and ``width = height = size``; the
+    env is left at each pose while its comparison is used. The fidelity test and
+    ``benchmarks/mujoco_draw_fidelity.py`` both walk these poses."""
+    u = env.unwrapped
+    m = u.model
+    solid = np.flatnonzero(m.geom_type != 0)  # everything but planes
+    moving = np.flatnonzero((m.geom_type != 0) & (m.geom_bodyid != 0))  # the robot
+    rng = np.random.default_rng(seed)
+    for k in range(2 + poses):
+        if k < 2:
+            env.reset(seed=k)
+        else:
+            random_pose(u, rng)
+        yield PoseComparison(k, draw_planar(u, size, size, camera, labels=True),
+                             render_labels(u, camera), solid, moving)

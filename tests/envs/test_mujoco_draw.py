@@ -16,9 +16,6 @@ from rltransfer.envs import mujoco_draw as md
 from rltransfer.envs.mujoco_camera import (
     Camera,
     camera_pose,
-    random_pose,
-    render_labels,
-    silhouette_iou,
 )
 from rltransfer.envs.pixels import ChannelFrameStack, PixelObservation
 
@@ -34,26 +31,14 @@ def test_numpy_silhouettes_match_mujoco(family):
     overlap with IoU >= 0.8, over every such geom and over the moving bodies alone."""
     camera = getattr(md, f"draw_{family}").camera
     env = rte.make(family, render_mode="rgb_array", width=SIZE, height=SIZE)
-    u = env.unwrapped
-    m = u.model
-    solid = np.flatnonzero(m.geom_type != 0)  # everything but planes
-    moving = np.flatnonzero((m.geom_type != 0) & (m.geom_bodyid != 0))  # the robot
-    rng = np.random.default_rng(0)
     try:
         ious = []
-        for k in range(5):
-            if k < 2:
-                env.reset(seed=k)
-            else:
-                random_pose(u, rng)
-            ours = md.draw_planar(u, SIZE, SIZE, camera, labels=True)
-            theirs = render_labels(u, camera)
-            assert np.isin(theirs, moving).sum() >= 15  # the robot is in view
-            ious.append((silhouette_iou(np.isin(ours, solid), np.isin(theirs, solid)),
-                         silhouette_iou(np.isin(ours, moving), np.isin(theirs, moving))))
+        for c in md.compare_poses(env, camera, SIZE, poses=3):
+            assert np.isin(c.theirs, c.moving).sum() >= 15  # the robot is in view
+            ious.append(c.iou)
         # the colour frame paints exactly the labelled pixels
-        frame = md.draw_planar(u, SIZE, SIZE, camera)
-        assert np.array_equal((frame != md.BACKGROUND).any(-1), ours >= 0)
+        frame = md.draw_planar(env.unwrapped, SIZE, SIZE, camera)
+        assert np.array_equal((frame != md.BACKGROUND).any(-1), c.ours >= 0)
     finally:
         env.close()
     assert min(min(pair) for pair in ious) >= 0.8, ious
