@@ -11,8 +11,8 @@ jumpstart          mean return of the candidate's policy on the target (whole ep
 value_consistency  minus the relative RMS TD error of its critic on target transitions
 dynamics_gap       minus the target error of a forward model fitted on its own env, relative
                    to the model's held-out error there
-state_overlap      minus how far target states lie from the states it meets on its own env,
-                   relative to its own held-out states
+state_overlap      minus the normalized energy distance between the states its policy
+                   visits on the target and on its own env
 =================  ==========================================================================
 
 A probe is one class here: a :class:`Probe` subclass decorated with

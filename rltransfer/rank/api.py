@@ -161,10 +161,10 @@ def find_candidates(candidates: CandidateInput | Iterable[CandidateInput]
                     ) -> list[tuple[str, str | Checkpoint]]:
     """``(label, checkpoint folder or Checkpoint)`` for every candidate given.
 
-    A folder holding ``card.json`` is one candidate, labelled by its path as given; any
-    other folder is searched for checkpoint folders (hidden folders, such as interrupted
-    writes, are skipped), each labelled by its path inside it. The same folder given twice
-    counts once.
+    A folder holding ``card.json`` is one candidate, labelled by its name; any other folder
+    is searched for checkpoint folders (hidden folders, such as interrupted writes, are
+    skipped), each labelled by its path inside it. Labels that would repeat are replaced by
+    the full paths. The same folder given twice counts once.
 
     Example:
         >>> find_candidates([])
@@ -200,7 +200,7 @@ def find_candidates(candidates: CandidateInput | Iterable[CandidateInput]
         if path.is_file() and path.name in (CARD_FILE, "model.safetensors"):
             path = path.parent
         if (path / CARD_FILE).is_file():
-            add(str(item).rstrip("/") if path.name else str(path), path)
+            add(path.resolve().name, path)
             continue
         if not path.is_dir():
             raise RankError(f"candidates: {str(item)!r} is a file, not a checkpoint folder "
@@ -276,7 +276,7 @@ def _adapter_spec(adapter: Any) -> tuple[Adapter, str] | None:
 
 def _space_words(space: spaces.Space) -> str:
     if isinstance(space, spaces.Box):
-        dtype = "" if space.dtype == np.float32 else f" {space.dtype}"
+        dtype = "" if np.issubdtype(space.dtype, np.floating) else f" {space.dtype}"
         return f"Box{tuple(space.shape)}{dtype}"
     if isinstance(space, spaces.Discrete):
         return f"Discrete({space.n})"

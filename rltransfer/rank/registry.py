@@ -86,7 +86,7 @@ def _option_errors(name: str, cls: type[Probe], exc: ValidationError) -> str:
     parts = []
     for line in error_lines(exc, cls):
         option, _, problem = line.partition(": ")
-        if problem == "unknown field" or problem.startswith("unknown field "):
+        if problem.startswith("unknown field"):
             close = difflib.get_close_matches(option, list(cls.model_fields), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             parts.append(f"probe {name!r} has no option {option!r}{hint}")
