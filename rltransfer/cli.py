@@ -38,7 +38,14 @@ from rltransfer.envs import format_catalogue, parse_knob_args
 from rltransfer.experiment import cli as experiment_cli
 from rltransfer.methods import describe_methods, method_names
 from rltransfer.presets import ALGOS, load_presets
-from rltransfer.rank import DEFAULT_BUDGET, DEFAULT_PROBES, MEAN_RANK, probe_names, rank_sources
+from rltransfer.rank import (
+    DEFAULT_BUDGET,
+    DEFAULT_PROBES,
+    MEAN_RANK,
+    describe_probes,
+    probe_names,
+    rank_sources,
+)
 from rltransfer.ssl import pretrain_encoder_cli
 
 
@@ -201,12 +208,19 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 def cmd_rank(args: argparse.Namespace) -> int:
     if args.json is not None:
         _fresh_file(args.json, args.overwrite, "--json")
-    probes = [p.strip() for p in args.probes.split(",") if p.strip()] if args.probes else []
-    if args.probes is not None and not probes:
+    names = ([p.strip() for p in args.probes.split(",") if p.strip()] if args.probes
+             else list(DEFAULT_PROBES))
+    if not names:
         raise UserError(f"--probes {args.probes!r}: give probe names separated by commas; "
                         f"choose from {probe_names()}")
+    options = _json_arg(args.probe_options, "--probe-options") or {}
+    if not isinstance(options, dict) or any(k not in names for k in options):
+        raise UserError(f"--probe-options {args.probe_options!r}: expected "
+                        '{"<probe>": {"<option>": value}} for probes of --probes '
+                        f"({', '.join(names)})")
+    probes = [{n: options[n]} if n in options else n for n in names]
     table = rank_sources(args.candidates, args.target, knobs=_knobs(args.knob),
-                         budget=args.budget, probes=probes or DEFAULT_PROBES, seed=args.seed,
+                         budget=args.budget, probes=probes, seed=args.seed,
                          adapter=args.pair, pixels=_json_arg(args.pixels, "--pixels"),
                          sort_by=args.sort_by, progress=not args.no_progress)
     print(table.markdown() if args.markdown else table.text(), end="")
@@ -272,7 +286,19 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(format_encoders())
     if args.what in ("presets", "all"):
         print(format_presets())
+    if args.what in ("probes", "all"):
+        print(format_probes())
     return 0
+
+
+def format_probes() -> str:
+    """The registered probes of ``rltransfer rank``: name, what it scores, options."""
+    lines = ["Probes of `rltransfer rank` (--probes A,B; higher = predicted better transfer):"]
+    for p in describe_probes():
+        lines.append(f"  {p['name']:<17} {p['summary']}  [{', '.join(p['algos'])}]")
+        lines += [f"      {o['name']} = {o['default']!r}" + (f"  {o['doc']}" if o["doc"] else "")
+                  for o in p["options"]]
+    return "\n".join(lines)
 
 
 def format_encoders() -> str:
@@ -400,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probes", default=None, metavar="A,B",
                    help=f"comma-separated probes, the first sorts the table (default: "
                         f"{','.join(DEFAULT_PROBES)}; choose from {', '.join(probe_names())})")
+    p.add_argument("--probe-options", metavar="JSON", default=None,
+                   help='options per probe, e.g. \'{"dynamics_gap": {"source_steps": 500}}\' '
+                        "(see `rltransfer list probes`)")
     p.add_argument("--sort-by", default=None, metavar="PROBE",
                    help=f"sort by this probe (higher first) or by {MEAN_RANK} (each "
                         "candidate's rank under every probe, averaged; lower first); "
@@ -460,10 +489,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="checkpoint folder")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("list", help="env families and pairs, methods, encoders or presets",
+    p = sub.add_parser("list", help="env families and pairs, methods, encoders, presets or "
+                                    "probes",
                        description="Show the env catalogue (families, knobs and ranges, "
-                                   "pairs) or the transfer methods with their options.")
-    p.add_argument("what", nargs="?", choices=["envs", "methods", "encoders", "presets", "all"],
+                                   "pairs), the transfer methods or the probes of `rank` "
+                                   "with their options.")
+    p.add_argument("what", nargs="?",
+                   choices=["envs", "methods", "encoders", "presets", "probes", "all"],
                    default="envs",
                    help="what to list (default: envs)")
     p.set_defaults(func=cmd_list)

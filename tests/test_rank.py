@@ -233,6 +233,8 @@ def test_the_command_line_prints_the_table_and_writes_json(cands, tmp_path, caps
     assert data["rows"][0]["scores"]["jumpstart"]["target_steps"] <= 100
     assert main(args) == 2  # the JSON file exists now
     assert "--overwrite" in capsys.readouterr().err
+    assert main(["list", "probes"]) == 0
+    assert "state_overlap" in capsys.readouterr().out
 
 
 def test_a_folder_of_candidates_is_searched(cands, tmp_path):
@@ -285,6 +287,10 @@ def test_the_command_line_exits_2_with_one_line_for_bad_input(tmp_path, capsys):
     assert main(["rank", "--target", "cartpole", "--candidates", str(tmp_path),
                  "--probes", "jumpstart,speed"]) == 2
     assert "probe 'speed' is unknown" in capsys.readouterr().err
+    assert main(["rank", "--target", "cartpole", "--candidates", str(tmp_path),
+                 "--probe-options", '{"dynamics_gap": {"ridge": 0}}', "--probes",
+                 "jumpstart"]) == 2
+    assert "for probes of --probes (jumpstart)" in capsys.readouterr().err
 
 
 def test_get_probe_accepts_a_probe_object_and_reports_its_spec():
@@ -292,3 +298,17 @@ def test_get_probe_accepts_a_probe_object_and_reports_its_spec():
     assert get_probe(probe) is probe and probe.spec() == {"dynamics_gap": {"source_steps": 500}}
     assert probe.rollouts(200) == (RolloutRequest("target", 200),
                                    RolloutRequest("source", 500))
+
+
+def test_a_pixel_target_is_ranked_through_the_candidates_encoders(tmp_path):
+    px = {"size": 64, "grayscale": True, "frame_stack": 2}
+    for name, knobs in (("near", {"length": 1.0}), ("far", {"length": 0.3})):
+        save_agent(build_agent("cartpole", seed=0, knobs=knobs, pixels=px,
+                               overrides={"n_envs": 1, "batch_size": 64}), tmp_path / name)
+    save_agent(build_agent("cartpole", seed=0), tmp_path / "state")
+    table = rlt.rank_sources(tmp_path, "cartpole", knobs={"length": 1.0}, pixels=px,
+                             budget=40, probes=["jumpstart", "state_overlap"])
+    rows = {r.label: r for r in table.rows}
+    assert rows["state"].status == "unusable" and "Box(2, 64, 64) uint8" in rows["state"].reason
+    assert rows["near"].scores["state_overlap"].details["dims"] == 256  # the CNN's features
+    assert all(s.score is not None for n in ("near", "far") for s in rows[n].scores.values())

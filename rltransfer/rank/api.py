@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
+from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+from stable_baselines3.common.vec_env import VecTransposeImage
 from tqdm.auto import tqdm
 
 from rltransfer import envs as rl_envs
@@ -116,7 +118,7 @@ def rank_sources(candidates: CandidateInput | Iterable[CandidateInput], target: 
     target_words = _env_words(rl_envs.describe(target, knobs, pixels=pixels))
     env = rl_envs.make(target, knobs, pixels=pixels)
     try:
-        target_obs, target_act = env.observation_space, env.action_space
+        target_obs, target_act = _as_policy_sees(env.observation_space), env.action_space
     finally:
         env.close()
     found = find_candidates(candidates)
@@ -281,6 +283,14 @@ def _space_words(space: spaces.Space) -> str:
     if isinstance(space, spaces.Discrete):
         return f"Discrete({space.n})"
     return str(space)
+
+
+def _as_policy_sees(space: spaces.Space) -> spaces.Space:
+    """An image space channel-first, as SB3 transposes it for its policies (and as a card
+    records it)."""
+    if is_image_space(space) and not is_image_space_channels_first(space):  # type: ignore[arg-type]
+        return VecTransposeImage.transpose_space(space)  # type: ignore[arg-type]
+    return space
 
 
 def _fits(a: spaces.Space, b: spaces.Space) -> bool:

@@ -46,7 +46,7 @@ def collect(agent: Any, venv: VecEnv, request: RolloutRequest, *, seed: int,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         venv.seed(seed)
-        obs = venv.reset()
+        obs: Any = venv.reset()
         for _ in range(n):
             action, _ = agent.predict(policy_obs(agent, obs),
                                       deterministic=request.deterministic)
