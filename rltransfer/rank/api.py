@@ -133,8 +133,9 @@ def rank_sources(candidates: CandidateInput | Iterable[CandidateInput], target: 
                             f"budget of {budget}")
     plans = [_plan(label, ckpt, target, pixels, target_obs, target_act, spec)
              for label, ckpt in loaded]
-    total = sum(sum(r.steps for r in {r for rs in requests.values() for r in rs})
-                for resolved, reason in plans if resolved is not None or reason is None)
+    per_candidate = sum(r.steps for r in {r for rs in requests.values() for r in rs})
+    total = per_candidate * sum(resolved is not None or reason is None
+                                for resolved, reason in plans)
     bar = tqdm(total=total, unit="step", unit_scale=True, file=sys.stderr,
                disable=not progress, dynamic_ncols=True, desc="rank")
     rows = []
@@ -144,9 +145,11 @@ def rank_sources(candidates: CandidateInput | Iterable[CandidateInput], target: 
                 rows.append(_unusable(label, ckpt, reason, target))
                 continue
             bar.set_postfix_str(label, refresh=False)
+            start = bar.n
             rows.append(_score(label, ckpt, resolved, reason, chosen, requests, target=target,
                                knobs=knobs, pixels=pixels, seed=seed, budget=budget,
                                on_step=bar.update))
+            bar.update(start + per_candidate - bar.n)  # what a probe could not use
     finally:
         bar.close()
     ranks = mean_ranks(rows, labels)
