@@ -122,7 +122,7 @@ def rank_sources(candidates: CandidateInput | Iterable[CandidateInput], target: 
     finally:
         env.close()
     found = find_candidates(candidates)
-    loaded = [(label, c if isinstance(c, Checkpoint) else check_weights(load_checkpoint(c)))
+    loaded = [(label, check_weights(c if isinstance(c, Checkpoint) else load_checkpoint(c)))
               for label, c in found]
     spec = _adapter_spec(adapter)
     requests = {p.label: p.rollouts(budget) for p in chosen}
@@ -142,7 +142,7 @@ def rank_sources(candidates: CandidateInput | Iterable[CandidateInput], target: 
     try:
         for (label, ckpt), (resolved, reason) in zip(loaded, plans, strict=True):
             if resolved is None and reason is not None:
-                rows.append(_unusable(label, ckpt, reason, target))
+                rows.append(_unusable(label, ckpt, reason))
                 continue
             bar.set_postfix_str(label, refresh=False)
             start = bar.n
@@ -365,7 +365,7 @@ def _env_words(desc: Mapping[str, Any], relative_to: Mapping[str, Any] | None = 
     return " ".join([f"{name}{pix}", *shown])
 
 
-def _unusable(label: str, ckpt: Checkpoint, reason: str, target: str) -> Row:
+def _unusable(label: str, ckpt: Checkpoint, reason: str) -> Row:
     return Row(label=label, path=str(ckpt.path or label), algo=ckpt.card.get("algo"),
                source=_env_words(ckpt.card.get("env") or {}), status="unusable",
                reason=reason)
@@ -423,8 +423,7 @@ def _score(label: str, ckpt: Checkpoint, resolved: ResolvedAdapter | None, how: 
         agent = _on_target(ckpt, target, knobs, pixels, resolved, seed)
     except (TransferError, AdapterError, RuntimeError) as exc:
         first = (str(exc).splitlines() or [""])[0]
-        return _unusable(label, ckpt, f"cannot be built on the target's spaces: {first}",
-                         target)
+        return _unusable(label, ckpt, f"cannot be built on the target's spaces: {first}")
     cand = Candidate(label=label, checkpoint=ckpt, agent=agent, adapter=resolved, seed=seed,
                      budget=budget, load_source=_source_loader(ckpt, label, seed))
     applies = {p.label: algo in p.algos for p in chosen}
