@@ -45,6 +45,8 @@ _LAZY = {
     "register_family": "rltransfer.envs:register_family",
     "get_pair": "rltransfer.envs:get_pair",
     "run": "rltransfer.experiment:run",
+    "rank_sources": "rltransfer.rank:rank_sources",
+    "RankTable": "rltransfer.rank:RankTable",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -1,6 +1,6 @@
 """The ``rltransfer`` command line: one verb per job, ``--help`` on each.
 
-Verbs: ``pretrain``, ``transfer``, ``import-sb3``, ``inspect``, ``list``,
+Verbs: ``pretrain``, ``transfer``, ``rank``, ``import-sb3``, ``inspect``, ``list``,
 ``pretrain-encoder`` (vision), and the verbs of the experiment harness (``run``, ``report``,
 ``demo``, from :mod:`rltransfer.experiment.cli`). Nothing imports this module.
 """
@@ -22,6 +22,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco, whi
 import torch
 
 from rltransfer import rundir
+from rltransfer._io import write_json_atomic
 from rltransfer.agent import (
     check_weights,
     during_run,
@@ -37,6 +38,14 @@ from rltransfer.envs import format_catalogue, parse_knob_args
 from rltransfer.experiment import cli as experiment_cli
 from rltransfer.methods import describe_methods, method_names
 from rltransfer.presets import ALGOS, load_presets
+from rltransfer.rank import (
+    DEFAULT_BUDGET,
+    DEFAULT_PROBES,
+    MEAN_RANK,
+    describe_probes,
+    probe_names,
+    rank_sources,
+)
 from rltransfer.ssl import pretrain_encoder_cli
 
 
@@ -196,6 +205,47 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rank(args: argparse.Namespace) -> int:
+    if args.json is not None:
+        _fresh_file(args.json, args.overwrite, "--json")
+    names = ([p.strip() for p in args.probes.split(",") if p.strip()] if args.probes
+             else list(DEFAULT_PROBES))
+    if not names:
+        raise UserError(f"--probes {args.probes!r}: give probe names separated by commas; "
+                        f"choose from {probe_names()}")
+    options = _json_arg(args.probe_options, "--probe-options") or {}
+    if not isinstance(options, dict) or any(k not in names for k in options):
+        raise UserError(f"--probe-options {args.probe_options!r}: expected "
+                        '{"<probe>": {"<option>": value}} for probes of --probes '
+                        f"({', '.join(names)})")
+    probes = [{n: options[n]} if n in options else n for n in names]
+    table = rank_sources(args.candidates, args.target, knobs=_knobs(args.knob),
+                         budget=args.budget, probes=probes, seed=args.seed,
+                         adapter=args.pair, pixels=_json_arg(args.pixels, "--pixels"),
+                         sort_by=args.sort_by, progress=not args.no_progress)
+    print(table.markdown() if args.markdown else table.text(), end="")
+    if args.json is not None:
+        write_json_atomic(args.json, table.to_dict())
+        print(f"json: {args.json}", file=sys.stderr)
+    return 0
+
+
+def _fresh_file(out: str, overwrite: bool, flag: str) -> None:
+    """Refuse, before any work, an output file that exists (without --overwrite) or sits
+    where a file cannot be written."""
+    path = Path(out)
+    if path.is_dir():
+        raise UserError(f"{flag} {out!r} is a folder; expected a file path")
+    if path.exists() and not overwrite:
+        raise UserError(f"{flag} {out!r} exists; pass --overwrite to replace it, or choose "
+                        "another path")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{flag} {out!r}: {str(parent)!r} is a file, not a folder")
+            break
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     _fresh_out(args.out, args.overwrite)
     out = import_sb3(args.zip, args.env, out=args.out, knobs=_knobs(args.knob), algo=args.algo,
@@ -236,7 +286,19 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(format_encoders())
     if args.what in ("presets", "all"):
         print(format_presets())
+    if args.what in ("probes", "all"):
+        print(format_probes())
     return 0
+
+
+def format_probes() -> str:
+    """The registered probes of ``rltransfer rank``: name, what it scores, options."""
+    lines = ["Probes of `rltransfer rank` (--probes A,B; higher = predicted better transfer):"]
+    for p in describe_probes():
+        lines.append(f"  {p['name']:<17} {p['summary']}  [{', '.join(p['algos'])}]")
+        lines += [f"      {o['name']} = {o['default']!r}" + (f"  {o['doc']}" if o["doc"] else "")
+                  for o in p["options"]]
+    return "\n".join(lines)
 
 
 def format_encoders() -> str:
@@ -342,6 +404,47 @@ def build_parser() -> argparse.ArgumentParser:
     _add_agent_args(p)
     p.set_defaults(func=cmd_transfer)
 
+    p = sub.add_parser("rank", help="rank candidate sources for a target with cheap probes",
+                       description="Score every candidate source checkpoint on the target "
+                                   "with cheap probes (each spends at most --budget target "
+                                   "steps per candidate; probes share rollouts) and print them "
+                                   "ranked. Higher = predicted better transfer; whether the "
+                                   "probes predict the real gain is measured in issue #15 "
+                                   "point 2, not yet run.")
+    p.add_argument("--target", required=True,
+                   help="target env family (see `rltransfer list`) or Gymnasium id")
+    p.add_argument("--knob", action="append", metavar="NAME=VALUE", default=[],
+                   help="set a knob of the target; repeatable (e.g. --knob length=1.0)")
+    p.add_argument("--pixels", metavar="JSON", default=None,
+                   help='the target as pixels, e.g. \'{"size": 64, "grayscale": true}\'')
+    p.add_argument("--candidates", nargs="+", required=True, metavar="PATH",
+                   help="checkpoint folders, or folders that hold several (searched "
+                        "recursively)")
+    p.add_argument("--budget", type=_int_at_least(1), default=DEFAULT_BUDGET,
+                   help=f"target env steps each probe may spend per candidate (default "
+                        f"{DEFAULT_BUDGET})")
+    p.add_argument("--probes", default=None, metavar="A,B",
+                   help=f"comma-separated probes, the first sorts the table (default: "
+                        f"{','.join(DEFAULT_PROBES)}; choose from {', '.join(probe_names())})")
+    p.add_argument("--probe-options", metavar="JSON", default=None,
+                   help='options per probe, e.g. \'{"dynamics_gap": {"source_steps": 500}}\' '
+                        "(see `rltransfer list probes`)")
+    p.add_argument("--sort-by", default=None, metavar="PROBE",
+                   help=f"sort by this probe (higher first) or by {MEAN_RANK} (each "
+                        "candidate's rank under every probe, averaged; lower first); "
+                        "default: the first probe")
+    p.add_argument("--seed", type=_int_at_least(0), default=0,
+                   help="seed of the target and source envs and of any sampling (default 0)")
+    p.add_argument("--pair", default=None, metavar="NAME",
+                   help="map candidates whose spaces differ from the target's through this "
+                        "pair's adapter (e.g. invertedpendulum/to-double)")
+    p.add_argument("--json", default=None, metavar="OUT",
+                   help="also write the table, with every probe's details, as JSON")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_rank)
+
     p = sub.add_parser("import-sb3", help="turn a stable-baselines3 .zip into a checkpoint",
                        description="Read only the weights of an SB3 .zip (weights_only=True; "
                                    "its pickled data is never read) and write a checkpoint, "
@@ -386,10 +489,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="checkpoint folder")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("list", help="env families and pairs, methods, encoders or presets",
+    p = sub.add_parser("list", help="env families and pairs, methods, encoders, presets or "
+                                    "probes",
                        description="Show the env catalogue (families, knobs and ranges, "
-                                   "pairs) or the transfer methods with their options.")
-    p.add_argument("what", nargs="?", choices=["envs", "methods", "encoders", "presets", "all"],
+                                   "pairs), the transfer methods or the probes of `rank` "
+                                   "with their options.")
+    p.add_argument("what", nargs="?",
+                   choices=["envs", "methods", "encoders", "presets", "probes", "all"],
                    default="envs",
                    help="what to list (default: envs)")
     p.set_defaults(func=cmd_list)
