@@ -125,13 +125,16 @@ def _knobs(items: Sequence[str] | None) -> dict[str, Any]:
     return parse_knob_args(list(items or []))
 
 
-def _add_env_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--env", required=True,
-                   help="env family (see `rltransfer list`) or Gymnasium id, e.g. CartPole-v1")
+def _add_env_args(p: argparse.ArgumentParser, flag: str = "--env", what: str = "env") -> None:
+    """``FLAG`` (a family or Gymnasium id), repeatable ``--knob`` and ``--pixels``."""
+    p.add_argument(flag, required=True,
+                   help=f"{what} family (see `rltransfer list`) or Gymnasium id, "
+                        "e.g. CartPole-v1")
     p.add_argument("--knob", action="append", metavar="NAME=VALUE", default=[],
-                   help="set a knob of the env family; repeatable (e.g. --knob length=1.0)")
+                   help=f"set a knob of the {what}; repeatable (e.g. --knob length=1.0)")
     p.add_argument("--pixels", metavar="JSON", default=None,
-                   help='pixel observations, e.g. \'{"size": 64, "grayscale": true}\'')
+                   help=f'the {what} as pixel observations, e.g. '
+                        '\'{"size": 64, "grayscale": true}\'')
 
 
 def _add_agent_args(p: argparse.ArgumentParser) -> None:
@@ -411,12 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "ranked. Higher = predicted better transfer; whether the "
                                    "probes predict the real gain is measured in issue #15 "
                                    "point 2, not yet run.")
-    p.add_argument("--target", required=True,
-                   help="target env family (see `rltransfer list`) or Gymnasium id")
-    p.add_argument("--knob", action="append", metavar="NAME=VALUE", default=[],
-                   help="set a knob of the target; repeatable (e.g. --knob length=1.0)")
-    p.add_argument("--pixels", metavar="JSON", default=None,
-                   help='the target as pixels, e.g. \'{"size": 64, "grayscale": true}\'')
+    _add_env_args(p, "--target", "target env")
     p.add_argument("--candidates", nargs="+", required=True, metavar="PATH",
                    help="checkpoint folders, or folders that hold several (searched "
                         "recursively)")
