@@ -467,3 +467,23 @@ def test_a_source_stands_beside_the_published_score_of_its_env():
     assert published_text({**cfg, "env": {"env": "cartpole", "knobs": {}}}, 500.0) == ""
     assert published_text({**cfg, "algo": "sac", "env": {"env": "hopper", "knobs": {},
                                                          "pixels": {"size": 64}}}, 1.0) == ""
+
+
+def test_a_cached_source_run_is_labelled_by_this_experiment(tmp_path):
+    """A source run made for another experiment (shared by content through the cache) keeps
+    that experiment's label in its config.json; this experiment's report names it as this
+    experiment's sources do."""
+    import json
+
+    from rltransfer.report.results import load_results
+
+    out = tmp_path / "exp"
+    run = out / "runs" / "abc123"
+    run.mkdir(parents=True)
+    (out / "experiment.json").write_text(json.dumps({
+        "name": "x", "methods": ["scratch"], "seeds": [0],
+        "sources": {"state": {"run_id": "abc123", "kind": "pretrain"}}}))
+    (run / "config.json").write_text(json.dumps({
+        "run_id": "abc123", "kind": "pretrain", "method": "source:hp0", "seed": 0}))
+    labels = {r.run_id: r.method for r in load_results(out).runs}
+    assert labels == {"abc123": "source:state"}

@@ -137,6 +137,11 @@ def load_results(out_dir: str | os.PathLike[str]) -> Results:
     run_done: dict[str, dict[str, Any]] = {}
     finished: dict[str, list[tuple[int | None, str]]] = {}
 
+    # a source run may have been made for another experiment (the cache is shared by
+    # content): its label here is the one this experiment gives it, not its config's
+    source_labels = {str(s.get("run_id")): ("pretrain" if name == "agent" else f"source:{name}")
+                     for name, s in (experiment.get("sources") or {}).items()
+                     if isinstance(s, dict)}
     run_dirs = sorted(p for p in (out / rundir.RUNS).glob("*") if p.is_dir())
     for rd in run_dirs:
         if not (rd / rundir.CONFIG).is_file():
@@ -160,7 +165,7 @@ def load_results(out_dir: str | os.PathLike[str]) -> Results:
         info = RunInfo(
             run_id=run_id,
             kind=str(cfg.get("kind", "transfer")),
-            method=str(cfg.get("method", "?")),
+            method=source_labels.get(run_id, str(cfg.get("method", "?"))),
             seed=None if seed is None else int(seed),
             status=status,
             wall_time=wall,
