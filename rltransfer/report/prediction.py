@@ -295,8 +295,10 @@ def evaluate_probes(res: Results, table: Mapping[str, Any], *, reps: int = DEFAU
         res: the experiment's results (:func:`rltransfer.report.load_results`).
         table: the probe table (:meth:`rltransfer.rank.RankTable.to_dict`), its rows
             labelled by candidate name.
-        reps, seed, level: the bootstrap over seeds (:func:`~rltransfer.metrics.prediction.
-            predicts`).
+        reps: bootstrap resamples of the seeds
+            (:func:`~rltransfer.metrics.prediction.predicts`).
+        seed: the bootstrap's seed.
+        level: the CIs' coverage.
 
     Raises:
         PredictionError: as :func:`measured_gains`.
