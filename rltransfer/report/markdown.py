@@ -19,7 +19,7 @@ import yaml
 
 from rltransfer import envs
 from rltransfer import metrics as mt
-from rltransfer.report.prediction import verdict_lines
+from rltransfer.report.prediction import step_count, verdict_lines
 from rltransfer.report.results import Results
 from rltransfer.report.tables import (
     fmt_ci,
@@ -223,7 +223,7 @@ def _prediction_lines(prediction: Mapping[str, Any] | None) -> list[str]:
         return lines + [f"[rank.md](rank.md) could not be rebuilt: {prediction['error']}", ""]
     ps = prediction["probe_settings"]
     return lines + [
-        f"Probes of `rltransfer rank --experiment` (budget {fmt_number(ps.get('budget'))} "
+        f"Probes of `rltransfer rank --experiment` (budget {step_count(ps.get('budget'))} "
         f"target steps per candidate, seed {ps.get('seed')}) against each candidate source's "
         "real AUC gain over scratch: Spearman ρ with its bootstrap CI over seeds, the regret "
         "of the top pick and the cost, judged against issue #15's goal. Tables and "

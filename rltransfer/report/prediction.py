@@ -49,7 +49,7 @@ from rltransfer.report.tables import fmt_number
 __all__ = ["BEST_OTHER", "GOAL", "MIN_CANDIDATES", "PROBE_CACHE", "RANK_JSON", "RANK_MD",
            "AgentSource", "PredictionError", "agent_sources", "evaluate_probes",
            "measured_gains", "prediction_table", "refresh_prediction", "render_prediction",
-           "verdict_lines", "write_prediction"]
+           "step_count", "verdict_lines", "write_prediction"]
 
 RANK_JSON = "rank.json"
 """In the experiment folder: the probe table, the real gains and every probe's prediction."""
@@ -446,6 +446,11 @@ def refresh_prediction(out_dir: str | os.PathLike, res: Results | None = None
 # --------------------------------------------------------------------------- rank.md
 
 
+def step_count(x: int | None) -> str:
+    """A step count with thousands separators (``5,000``), ``n/a`` when unknown."""
+    return "n/a" if x is None else f"{int(x):,}"
+
+
 def _fmt(x: float | None) -> str:
     return fmt_number(x)
 
@@ -595,7 +600,7 @@ def render_prediction(doc: Mapping[str, Any]) -> str:
         f"# Does a probe predict? {doc['experiment']}", "",
         f"Target {t_words}; {len(sources)} candidate sources, {len(gains['candidates'])} with "
         f"finished transfer runs; scratch seeds {gains['scratch']['seeds']}. Probes: budget "
-        f"{fmt_number(budget)} target steps per candidate{frac}, seed {ps.get('seed')}; "
+        f"{step_count(budget)} target steps per candidate{frac}, seed {ps.get('seed')}; "
         f"{n_probed} of {len(sources)} candidates probed.",
         "",
         f"**Goal (issue #15):** a probe whose Spearman rank correlation with the real gain is "
