@@ -47,6 +47,7 @@ _LAZY = {
     "run": "rltransfer.experiment:run",
     "rank_sources": "rltransfer.rank:rank_sources",
     "RankTable": "rltransfer.rank:RankTable",
+    "rank_experiment": "rltransfer.rank:rank_experiment",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -44,8 +44,10 @@ from rltransfer.rank import (
     MEAN_RANK,
     describe_probes,
     probe_names,
+    rank_experiment,
     rank_sources,
 )
+from rltransfer.report.prediction import PROBE_CACHE, prediction_table, verdict_lines
 from rltransfer.ssl import pretrain_encoder_cli
 
 
@@ -125,9 +127,10 @@ def _knobs(items: Sequence[str] | None) -> dict[str, Any]:
     return parse_knob_args(list(items or []))
 
 
-def _add_env_args(p: argparse.ArgumentParser, flag: str = "--env", what: str = "env") -> None:
+def _add_env_args(p: argparse.ArgumentParser, flag: str = "--env", what: str = "env",
+                  required: bool = True) -> None:
     """``FLAG`` (a family or Gymnasium id), repeatable ``--knob`` and ``--pixels``."""
-    p.add_argument(flag, required=True,
+    p.add_argument(flag, required=required, default=None,
                    help=f"{what} family (see `rltransfer list`) or Gymnasium id, "
                         "e.g. CartPole-v1")
     p.add_argument("--knob", action="append", metavar="NAME=VALUE", default=[],
@@ -208,9 +211,38 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+_RANK_TARGET_FLAGS = (("target", "--target"), ("candidates", "--candidates"),
+                      ("knob", "--knob"), ("pixels", "--pixels"), ("pair", "--pair"),
+                      ("sort_by", "--sort-by"), ("json", "--json"), ("markdown", "--markdown"))
+
+
 def cmd_rank(args: argparse.Namespace) -> int:
+    given = [flag for name, flag in _RANK_TARGET_FLAGS if getattr(args, name)]
+    if args.experiment is not None:
+        if given:
+            raise UserError(f"{', '.join(given)}: --experiment takes the target and the "
+                            "candidates from the experiment (and writes rank.md and rank.json "
+                            "in its folder); drop them")
+        return _rank_experiment(args)
+    missing = [flag for flag in ("--target", "--candidates")
+               if not getattr(args, flag.removeprefix("--"))]
+    if missing:
+        raise UserError(f"{' and '.join(missing)} required (or --experiment DIR)")
     if args.json is not None:
         _fresh_file(args.json, args.overwrite, "--json")
+    probes = _rank_probes(args)
+    table = rank_sources(args.candidates, args.target, knobs=_knobs(args.knob),
+                         budget=args.budget or DEFAULT_BUDGET, probes=probes, seed=args.seed,
+                         adapter=args.pair, pixels=_json_arg(args.pixels, "--pixels"),
+                         sort_by=args.sort_by, progress=not args.no_progress)
+    print(table.markdown() if args.markdown else table.text(), end="")
+    if args.json is not None:
+        write_json_atomic(args.json, table.to_dict())
+        print(f"json: {args.json}", file=sys.stderr)
+    return 0
+
+
+def _rank_probes(args: argparse.Namespace) -> list[Any]:
     names = ([p.strip() for p in args.probes.split(",") if p.strip()] if args.probes
              else list(DEFAULT_PROBES))
     if not names:
@@ -221,15 +253,20 @@ def cmd_rank(args: argparse.Namespace) -> int:
         raise UserError(f"--probe-options {args.probe_options!r}: expected "
                         '{"<probe>": {"<option>": value}} for probes of --probes '
                         f"({', '.join(names)})")
-    probes = [{n: options[n]} if n in options else n for n in names]
-    table = rank_sources(args.candidates, args.target, knobs=_knobs(args.knob),
-                         budget=args.budget, probes=probes, seed=args.seed,
-                         adapter=args.pair, pixels=_json_arg(args.pixels, "--pixels"),
-                         sort_by=args.sort_by, progress=not args.no_progress)
-    print(table.markdown() if args.markdown else table.text(), end="")
-    if args.json is not None:
-        write_json_atomic(args.json, table.to_dict())
-        print(f"json: {args.json}", file=sys.stderr)
+    return [{n: options[n]} if n in options else n for n in names]
+
+
+def _rank_experiment(args: argparse.Namespace) -> int:
+    result = rank_experiment(args.experiment, budget=args.budget, seed=args.seed,
+                             probes=_rank_probes(args), progress=not args.no_progress)
+    doc = result.doc
+    print(f"{doc['experiment']}: {len(doc['gains']['candidates'])} candidates with finished "
+          f"runs; probe budget {result.table.budget:,} target steps per candidate, seed "
+          f"{result.table.seed}; probed now: {', '.join(result.probed) or 'none'}; reused "
+          f"from {PROBE_CACHE}: {', '.join(result.reused) or 'none'}\n")
+    print("Verdicts (AUC gain):", *verdict_lines(doc), "", *prediction_table(doc, "auc"),
+          sep="\n")
+    print(f"\nrank.md: {result.rank_md}\nrank.json: {result.rank_json}")
     return 0
 
 
@@ -411,16 +448,23 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Score every candidate source checkpoint on the target "
                                    "with cheap probes (each spends at most --budget target "
                                    "steps per candidate; probes share rollouts) and print them "
-                                   "ranked. Higher = predicted better transfer; whether the "
-                                   "probes predict the real gain is measured in issue #15 "
-                                   "point 2, not yet run.")
-    _add_env_args(p, "--target", "target env")
-    p.add_argument("--candidates", nargs="+", required=True, metavar="PATH",
+                                   "ranked. Higher = predicted better transfer. With "
+                                   "--experiment DIR: probe the candidate sources of an "
+                                   "experiment and measure whether the probes predict the real "
+                                   "gains its runs measured (issue #15 point 2).")
+    p.add_argument("--experiment", default=None, metavar="DIR",
+                   help="instead of --target and --candidates: an experiment output folder "
+                        "whose methods transfer from several agent sources; probe them on "
+                        "its target and compare with the real gains its runs measured "
+                        "(writes rank.md and rank.json there; probe rows are kept in "
+                        f"{PROBE_CACHE}, so a rerun takes no env step)")
+    _add_env_args(p, "--target", "target env", required=False)
+    p.add_argument("--candidates", nargs="+", default=None, metavar="PATH",
                    help="checkpoint folders, or folders that hold several (searched "
                         "recursively)")
-    p.add_argument("--budget", type=_int_at_least(1), default=DEFAULT_BUDGET,
+    p.add_argument("--budget", type=_int_at_least(1), default=None,
                    help=f"target env steps each probe may spend per candidate (default "
-                        f"{DEFAULT_BUDGET})")
+                        f"{DEFAULT_BUDGET}; with --experiment, 5%% of one transfer run)")
     p.add_argument("--probes", default=None, metavar="A,B",
                    help=f"comma-separated probes, the first sorts the table (default: "
                         f"{','.join(DEFAULT_PROBES)}; choose from {', '.join(probe_names())})")

@@ -8,6 +8,10 @@ public API this package re-exports:
 - :mod:`rltransfer.metrics.bootstrap`: IQM and stratified bootstrap CIs over seeds.
 - :mod:`rltransfer.metrics.compare`: every method against the baseline, with verdicts.
 
+and one more, :mod:`rltransfer.metrics.prediction`: whether a score predicts a measured gain
+(Spearman's rank correlation with a bootstrap CI over seeds, the regret of the top pick),
+which judges the probes of ``rltransfer rank``.
+
 Per-run metrics (Taylor & Stone, 2009) take the evaluation steps ``steps`` (shape
 ``(n_evals,)``, first entry 0 = before any training) and the evaluation returns ``returns``
 (shape ``(n_evals,)`` or ``(n_seeds, n_evals)``; the last axis is time):

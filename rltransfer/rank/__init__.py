@@ -17,8 +17,9 @@ state_overlap      minus the normalized energy distance between the states its p
 
 A probe is one class here: a :class:`Probe` subclass decorated with
 :func:`register_probe` (see :mod:`rltransfer.rank.probes`). Whether any probe predicts the
-real gain of a transfer is measured by issue #15 point 2, not yet run: the scores are
-hypotheses, not findings.
+real gain of a transfer is what :func:`rank_experiment` (``rltransfer rank --experiment
+DIR``) measures on an experiment that transfers from several candidate sources (issue #15
+point 2); until such an experiment has run, the scores are hypotheses, not findings.
 
 Example:
     >>> from rltransfer.rank import describe_probes
@@ -37,6 +38,7 @@ from rltransfer.rank.base import (
     Rollout,
     RolloutRequest,
 )
+from rltransfer.rank.experiment import ExperimentRanking, default_budget, rank_experiment
 from rltransfer.rank.probes import DynamicsGap, Jumpstart, StateOverlap, ValueConsistency
 from rltransfer.rank.registry import (
     PROBES,
@@ -48,7 +50,8 @@ from rltransfer.rank.registry import (
 from rltransfer.rank.table import MEAN_RANK, ProbeScore, RankTable, Row
 
 __all__ = ["DEFAULT_BUDGET", "DEFAULT_PROBES", "MEAN_RANK", "PROBES", "Candidate",
-           "DynamicsGap", "Jumpstart", "Probe", "ProbeResult", "ProbeScore", "RankError",
-           "RankTable", "Rollout", "RolloutRequest", "Row", "StateOverlap", "ValueConsistency",
-           "describe_probes", "find_candidates", "get_probe", "probe_names", "rank_sources",
+           "DynamicsGap", "ExperimentRanking", "Jumpstart", "Probe", "ProbeResult",
+           "ProbeScore", "RankError", "RankTable", "Rollout", "RolloutRequest", "Row",
+           "StateOverlap", "ValueConsistency", "default_budget", "describe_probes",
+           "find_candidates", "get_probe", "probe_names", "rank_experiment", "rank_sources",
            "register_probe"]

@@ -56,7 +56,8 @@ SOURCE_SEED_OFFSET = 7919
 CandidateInput = str | os.PathLike | Checkpoint
 
 
-def rank_sources(candidates: CandidateInput | Iterable[CandidateInput], target: str, *,
+def rank_sources(candidates: CandidateInput | Iterable[CandidateInput]
+                 | Mapping[str, CandidateInput], target: str, *,
                  knobs: Mapping[str, Any] | None = None, budget: int = DEFAULT_BUDGET,
                  probes: Sequence[str | Mapping[str, Any] | Probe] = DEFAULT_PROBES,
                  seed: int = 0,
@@ -68,7 +69,8 @@ def rank_sources(candidates: CandidateInput | Iterable[CandidateInput], target: 
     Args:
         candidates: checkpoint folders (as ``rltransfer pretrain`` writes them), folders
             that hold several (searched recursively; hidden folders skipped), or loaded
-            :class:`~rltransfer.checkpoint.Checkpoint` objects.
+            :class:`~rltransfer.checkpoint.Checkpoint` objects; or a mapping ``{label:
+            checkpoint}`` that names each one.
         target: the target env (family name or Gymnasium id) with ``knobs`` and, for a
             pixel view, ``pixels``.
         budget: target environment steps each probe may spend per candidate (>= 1).
@@ -163,13 +165,14 @@ def rank_sources(candidates: CandidateInput | Iterable[CandidateInput], target: 
 
 
 def find_candidates(candidates: CandidateInput | Iterable[CandidateInput]
-                    ) -> list[tuple[str, str | Checkpoint]]:
+                    | Mapping[str, CandidateInput]) -> list[tuple[str, str | Checkpoint]]:
     """``(label, checkpoint folder or Checkpoint)`` for every candidate given.
 
     A folder holding ``card.json`` is one candidate, labelled by its name; any other folder
     is searched for checkpoint folders (hidden folders, such as interrupted writes, are
     skipped), each labelled by its path inside it. Labels that would repeat are replaced by
-    the full paths. The same folder given twice counts once.
+    the full paths. The same folder given twice counts once. A mapping ``{label:
+    checkpoint}`` names each candidate itself (each value must be one checkpoint).
 
     Example:
         >>> find_candidates([])
@@ -178,6 +181,8 @@ def find_candidates(candidates: CandidateInput | Iterable[CandidateInput]
         rltransfer.rank.base.RankError: candidates: none given; give checkpoint folders or
         a folder that holds them
     """
+    if isinstance(candidates, Mapping):
+        return [(str(label), _one_checkpoint(label, c)) for label, c in candidates.items()]
     if isinstance(candidates, str | os.PathLike | Checkpoint):
         candidates = [candidates]
     items = list(candidates)
@@ -223,6 +228,18 @@ def find_candidates(candidates: CandidateInput | Iterable[CandidateInput]
         counts[label] = counts.get(label, 0) + 1
     return [(label if counts[label] == 1 else str(c if isinstance(c, str) else c.path), c)
             for label, c in out]
+
+
+def _one_checkpoint(label: Any, item: Any) -> str | Checkpoint:
+    if isinstance(item, Checkpoint):
+        return item
+    path = Path(item).expanduser()
+    if path.is_file() and path.name in (CARD_FILE, "model.safetensors"):
+        path = path.parent
+    if not (path / CARD_FILE).is_file():
+        raise RankError(f"candidates[{label!r}]: {str(item)!r} is not a checkpoint folder "
+                        f"(one with {CARD_FILE})")
+    return str(path)
 
 
 def _checkpoint_folders(root: Path) -> Iterable[Path]:

@@ -16,6 +16,9 @@ Public API (re-exported from the package's modules):
   DIR`` runs.
 - :func:`table` (:mod:`~rltransfer.report.tables`): a compact plain-text table of a metrics
   dict, for terminals.
+- :mod:`~rltransfer.report.prediction`: whether the probes of ``rltransfer rank`` predict
+  the real gains of an experiment's candidate sources (``rank.json``, ``rank.md``; rebuilt
+  by :func:`build_report` once ``rltransfer rank --experiment`` has written them).
 - :func:`write_tensorboard_aggregate` (:mod:`~rltransfer.report.tensorboard`): one
   TensorBoard run per method under ``<out>/tb/_aggregate/``, beside the runs' own
   ``<out>/tb/<method>/seed_<k>/``; that module's docstring gives the layout.

@@ -2,10 +2,12 @@
 
 :func:`build_report` is what ``rltransfer report DIR`` runs: it loads the results
 (:mod:`~rltransfer.report.results`), computes the metrics (:func:`rltransfer.metrics.compute`),
-and writes metrics.json, then curves.png (:mod:`~rltransfer.report.plots`), report.md
-(:mod:`~rltransfer.report.markdown`) and the TensorBoard aggregates
-(:mod:`~rltransfer.report.tensorboard`). Each file is replaced atomically, and the same runs
-and bootstrap seed give the same bytes in report.md, metrics.json and curves.png.
+and writes metrics.json, then curves.png (:mod:`~rltransfer.report.plots`), rank.json and
+rank.md when ``rltransfer rank --experiment`` has written them before
+(:mod:`~rltransfer.report.prediction`), report.md (:mod:`~rltransfer.report.markdown`) and
+the TensorBoard aggregates (:mod:`~rltransfer.report.tensorboard`). Each file is replaced
+atomically, and the same runs and bootstrap seed give the same bytes in report.md,
+metrics.json, curves.png, rank.json and rank.md.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from rltransfer import metrics as mt
 from rltransfer._io import write_bytes_atomic
 from rltransfer.report.markdown import render_markdown
 from rltransfer.report.plots import plot_curves
+from rltransfer.report.prediction import refresh_prediction
 from rltransfer.report.results import Results, load_results
 from rltransfer.report.tensorboard import write_tensorboard_aggregate
 
@@ -123,11 +126,23 @@ def build_report(
                         metrics=json.loads(text)["metrics"])
     write_bytes_atomic(paths.metrics_json, text.encode())
     plot_curves(res, paths.curves_png, seed=seed, reps=reps, threshold=threshold)
-    write_bytes_atomic(paths.report_md, render_markdown(res, doc).encode("utf-8"))
+    prediction = _refresh_prediction(res)
+    write_bytes_atomic(paths.report_md,
+                       render_markdown(res, doc, prediction=prediction).encode("utf-8"))
     if tensorboard:
         tb = write_tensorboard_aggregate(res, seed=seed, reps=reps)
         paths = dataclasses.replace(paths, tensorboard=tb)
     return paths
+
+
+def _refresh_prediction(res: Results) -> dict[str, Any] | None:
+    """``rank.json`` and ``rank.md`` rebuilt from the stored probe table and the runs (when
+    ``rltransfer rank --experiment`` wrote them), for report.md's section; ``{"error": ...}``
+    when they cannot be (the old files are then left as they were)."""
+    try:
+        return refresh_prediction(res.out_dir, res=res)
+    except (ValueError, KeyError, TypeError) as exc:  # PredictionError, a damaged rank.json
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _json_default(x: Any) -> Any:

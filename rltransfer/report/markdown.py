@@ -19,6 +19,7 @@ import yaml
 
 from rltransfer import envs
 from rltransfer import metrics as mt
+from rltransfer.report.prediction import step_count, verdict_lines
 from rltransfer.report.results import Results
 from rltransfer.report.tables import (
     fmt_ci,
@@ -213,13 +214,36 @@ def _velocity_lines(res: Results) -> list[str]:
     ]
 
 
-def render_markdown(res: Results, doc: Mapping[str, Any]) -> str:
+def _prediction_lines(prediction: Mapping[str, Any] | None) -> list[str]:
+    """The section on whether the probes of ``rltransfer rank`` predict the real gains."""
+    if prediction is None:
+        return []
+    lines = ["## Does a probe predict?", ""]
+    if "error" in prediction:
+        return lines + [f"[rank.md](rank.md) could not be rebuilt: {prediction['error']}", ""]
+    ps = prediction["probe_settings"]
+    return lines + [
+        f"Probes of `rltransfer rank --experiment` (budget {step_count(ps.get('budget'))} "
+        f"target steps per candidate, seed {ps.get('seed')}) against each candidate source's "
+        "real AUC gain over scratch: Spearman ρ with its bootstrap CI over seeds, the regret "
+        "of the top pick and the cost, judged against issue #15's goal. Tables and "
+        "definitions: [rank.md](rank.md).",
+        "",
+        *verdict_lines(prediction),
+        "",
+    ]
+
+
+def render_markdown(res: Results, doc: Mapping[str, Any],
+                    prediction: Mapping[str, Any] | None = None) -> str:
     """report.md: facts, methods, results with verdicts, runs, notes, wall time, config, versions.
 
     Args:
         res: the loaded results (run statuses, configs, experiment.json).
         doc: the metrics.json document :func:`rltransfer.report.build_report` writes (its
             ``metrics`` is None when no transfer run has finished).
+        prediction: the rank.json document (:mod:`rltransfer.report.prediction`), or
+            ``{"error": ...}``, for a section on whether the probes predict the gains.
     """
     exp = res.experiment
     m = doc["metrics"]
@@ -325,6 +349,7 @@ def render_markdown(res: Results, doc: Mapping[str, Any]) -> str:
         lines += ["", "## Curves", "", "![IQM learning curves](curves.png)", ""]
         lines += _dip_lines(m)
         lines += _velocity_lines(res)
+    lines += _prediction_lines(prediction)
 
     lines += ["## Runs", ""]
     counts = {s: sum(r.status == s for r in res.runs) for s in ("done", "failed", "unfinished")}
