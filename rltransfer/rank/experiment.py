@@ -136,11 +136,11 @@ def rank_experiment(out_dir: str | os.PathLike, *, budget: int | None = None, se
     adapter = config.get("adapter")
     target_words = _env_words(rl_envs.describe(env, knobs, pixels=pixels))
     cands = {n: c for n, c in agent_sources(out, exp).items() if c.checkpoint is not None}
+    checkpoints = {n: c.checkpoint for n, c in cands.items() if c.checkpoint is not None}
 
     cache_path = out / PROBE_CACHE
     cache = _read_cache(cache_path)
-    keys = {n: _key(c.checkpoint, target, budget, seed, specs, adapter)
-            for n, c in cands.items()}
+    keys = {n: _key(ck, target, budget, seed, specs, adapter) for n, ck in checkpoints.items()}
     rows: dict[str, Row] = {}
     for n, key in keys.items():
         hit = cache.get(key)

@@ -243,7 +243,8 @@ def measured_gains(res: Results) -> dict[str, Any]:
                    if not g["finetune"] and cand in g["per_candidate"]]
         if options:
             best_other[cand] = max(options)[2]
-    scratch = {"seeds": sorted(s_auc), "auc": {str(s): _num(v) for s, v in sorted(s_auc.items())}}
+    scratch: dict[str, Any] = {"seeds": sorted(s_auc),
+                               "auc": {str(s): _num(v) for s, v in sorted(s_auc.items())}}
     if threshold is not None:
         scratch["ttt"] = {str(s): _num(v) for s, v in sorted(s_ttt.items())}
         scratch["censored"] = sum(s_cens.values())
@@ -322,9 +323,9 @@ def evaluate_probes(res: Results, table: Mapping[str, Any], *, reps: int = DEFAU
         fraction = target_steps / run_steps if run_steps else None
         for view in _views(gains):
             for metric in METRICS:
-                pairs = [(cand, by_cand[cand], _view_entry(gains, view, cand))
-                         for cand in gains["candidates"] if cand in by_cand]
-                pairs = [(cand, s, e) for cand, s, e in pairs if e is not None and metric in e]
+                entries = [(cand, by_cand[cand], _view_entry(gains, view, cand))
+                           for cand in gains["candidates"] if cand in by_cand]
+                pairs = [(cand, s, e) for cand, s, e in entries if e is not None and metric in e]
                 if not pairs:
                     continue
                 entry: dict[str, Any] = {
