@@ -135,8 +135,8 @@ def rank_experiment(out_dir: str | os.PathLike, *, budget: int | None = None, se
     env, knobs, pixels = target["env"], dict(target.get("knobs") or {}), target.get("pixels")
     adapter = config.get("adapter")
     target_words = _env_words(rl_envs.describe(env, knobs, pixels=pixels))
-    cands = {n: c for n, c in agent_sources(out, exp).items() if c.checkpoint is not None}
-    checkpoints = {n: c.checkpoint for n, c in cands.items() if c.checkpoint is not None}
+    checkpoints = {n: c.checkpoint for n, c in agent_sources(out, exp).items()
+                   if c.checkpoint is not None}
 
     cache_path = out / PROBE_CACHE
     cache = _read_cache(cache_path)
@@ -146,7 +146,7 @@ def rank_experiment(out_dir: str | os.PathLike, *, budget: int | None = None, se
         hit = cache.get(key)
         if hit is not None:
             rows[n] = _row(hit["row"], n)
-    missing = {n: str(cands[n].checkpoint) for n in cands if n not in rows}
+    missing = {n: str(ck) for n, ck in checkpoints.items() if n not in rows}
     if missing:
         fresh = rank_sources(missing, env, knobs=knobs, budget=budget, probes=chosen,
                              seed=seed, adapter=adapter, pixels=pixels, progress=progress)
