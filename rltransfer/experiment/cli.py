@@ -16,15 +16,18 @@ import os
 import sys
 from pathlib import Path
 
+from rltransfer import rundir
 from rltransfer._data import data_dir
 from rltransfer._io import DiskFullError
 from rltransfer.experiment.config import Experiment, load_experiment
 from rltransfer.experiment.driver import run, tensorboard_command
 from rltransfer.report import build_report, table
+from rltransfer.report.markdown import describe_source
 from rltransfer.report.summary import summary_table
+from rltransfer.report.tables import fmt_number
 
 __all__ = ["DEMO", "add_commands", "cmd_demo", "cmd_report", "cmd_run", "resolve_experiment",
-           "shipped_experiments"]
+           "shipped_experiments", "source_line"]
 
 DEMO = "cartpole_demo"
 """The shipped experiment ``rltransfer demo`` runs."""
@@ -106,6 +109,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="run seeds 0..K-1 instead of the file's seeds (quick looks)")
     p.add_argument("--steps", type=int, default=None,
                    help="target training steps instead of the file's (quick looks)")
+    p.add_argument("--sources-only", action="store_true",
+                   help="pretrain the sources the methods start from, print each one's final "
+                        "evaluation (return beside the published score, forward velocity) and "
+                        "stop: to check a source against the file's seed rule before any "
+                        "target run; a later full run skips them")
     _add_run_args(p, workers_help="parallel runs (default: CPU count; 0: in this process)")
     p.set_defaults(func=cmd_run)
 
@@ -158,6 +166,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def source_line(run_dir: str | os.PathLike) -> str:
+    """One source run in words: what it trained on, its final evaluation beside the published
+    score and, for locomotion, its forward velocity then; or why it has none."""
+    d = Path(run_dir)
+    if not rundir.is_done(d):
+        failed = (d / rundir.ERROR).is_file()
+        return f"run {d.name}: " + (f"FAILED (see {d / rundir.ERROR})" if failed
+                                    else "not finished")
+    text = describe_source(rundir.read_config(d), rundir.read_done(d))
+    curve = d / rundir.CURVE
+    velocity = rundir.read_curve(curve).get("forward_velocity") if curve.is_file() else None
+    if velocity is not None and len(velocity):
+        text += f"; forward velocity {fmt_number(float(velocity[-1]))} m/s"
+    return f"run {d.name}: {text}"
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     for d in args.dirs:
         if not (Path(d) / "metrics.json").is_file():
@@ -168,15 +192,20 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _run(exp: Experiment, out: str, args: argparse.Namespace) -> int:
+    sources_only = getattr(args, "sources_only", False)
     try:
         result = run(exp, out=out, workers=args.workers, backend=args.backend,
                      ray_address=args.ray_address, cache=args.cache,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, sources_only=sources_only)
     except DiskFullError as exc:  # the driver's own files (experiment.json): nothing half kept
         print(f"rltransfer {args.command}: error: {exc}", file=sys.stderr)
         return 1
     print(f"\n{exp.name}: {result.executed} runs executed, {result.skipped} already finished "
           f"(skipped), in {result.wall_time:.0f} s\n")
+    if sources_only:
+        for name, spec in result.plan.sources.items():
+            print(f"{name}: {source_line(spec.run_dir)}")
+        return 1 if result.failed else 0
     print(result.table())
     if result.report is not None:
         print(f"\nreport: {result.report.report_md}")

@@ -107,7 +107,7 @@ def run(experiment: str | os.PathLike | Experiment | dict[str, Any], *,
         out: str | os.PathLike | None = None, workers: int | None = None, backend: str = "local",
         seeds: int | None = None, steps: int | None = None, ray_address: str | None = None,
         cache: str | os.PathLike | None = None, progress: bool = True,
-        report: bool = True) -> ExperimentResult:
+        report: bool = True, sources_only: bool = False) -> ExperimentResult:
     """Run an experiment: every method x seed against scratch, then the report.
 
     Finished runs (``runs/<id>/done.json``) are skipped; unfinished ones are deleted and
@@ -133,6 +133,9 @@ def run(experiment: str | os.PathLike | Experiment | dict[str, Any], *,
             ``<out>/../.sources``).
         progress: show the progress bar (stderr).
         report: build report.md, curves.png, metrics.json and the TensorBoard aggregates.
+        sources_only: pretrain the sources the methods start from and stop (no target run,
+            no report): to look at a source, e.g. against a seed rule the experiment file
+            states, before any target run starts from it. A later full run skips them.
 
     Example:
         >>> result = run("experiments/cartpole_demo.yaml", out="results/demo")  # doctest: +SKIP
@@ -153,23 +156,30 @@ def run(experiment: str | os.PathLike | Experiment | dict[str, Any], *,
         exp = load_experiment(experiment, seeds=seeds, steps=steps)
     out = Path(out if out is not None else Path("results") / exp.name).resolve()
     plan = make_plan(exp, out, cache)
+    if sources_only and not plan.sources:
+        raise ValueError(f"experiment {exp.name!r} has no source to pretrain (its methods "
+                         f"{exp.method_labels} start from no source agent or encoder); drop "
+                         "sources_only (--sources-only)")
     with _lock(out):
         return _run_plan(plan, exp, out, workers=workers, backend=backend,
-                         ray_address=ray_address, progress=progress, report=report,
-                         t_start=t_start)
+                         ray_address=ray_address, progress=progress,
+                         report=report and not sources_only, t_start=t_start,
+                         sources_only=sources_only)
 
 
 def _run_plan(plan: Plan, exp: Experiment, out: Path, *, workers: int | None, backend: str,
               ray_address: str | None, progress: bool, report: bool,
-              t_start: float) -> ExperimentResult:
+              t_start: float, sources_only: bool = False) -> ExperimentResult:
     _prepare_out(plan)
     _write_experiment_json(plan)
 
-    todo = [r for r in plan.all_runs if not is_done(r.run_dir)]
-    skipped = len(plan.all_runs) - len(todo)
+    runs = list(plan.sources.values()) if sources_only else plan.all_runs
+    todo = [r for r in runs if not is_done(r.run_dir)]
+    skipped = len(runs) - len(todo)
     redo = [r for r in todo if Path(r.run_dir).exists()]
     say = _printer(progress)
-    msg = f"{exp.name}: {len(plan.all_runs)} runs; {skipped} already finished (skipped)"
+    what = "source runs (--sources-only)" if sources_only else "runs"
+    msg = f"{exp.name}: {len(runs)} {what}; {skipped} already finished (skipped)"
     if redo:
         msg += f"; {len(redo)} unfinished or failed, redone"
     say(msg + f"; {len(todo)} to run")

@@ -86,6 +86,40 @@ def published_text(cfg: Mapping[str, Any], final_return: float) -> str:
             f"{pub.steps:,} steps{budget}, {fmt_number(pub.score)}{far})")
 
 
+def describe_source(cfg: Mapping[str, Any], done: Mapping[str, Any], *,
+                    target_pixels: bool = False) -> str:
+    """What a source run is, in words, from its config.json and done.json: the agent's env,
+    budget and final return beside the published score, or the encoder's objective, frames
+    and loss (flagged when it collapsed)."""
+    env = cfg.get("env") or {}
+    where = f"`{env.get('env')}`" + (f" {json.dumps(env['knobs'])}" if env.get("knobs") else "")
+    if target_pixels and not env.get("pixels") and cfg.get("kind") == "pretrain":
+        where += " from its state (a state teacher: the student sees pixels)"
+    if cfg.get("kind") == "pretrain-encoder":
+        o = cfg.get("method_spec") or {}
+        first, final = done.get("first_loss"), done.get("final_loss")
+        loss = f"; loss {fmt_number(first)} → {fmt_number(final)}" if final is not None else ""
+        if mt.encoder_collapsed(o.get("objective"), final, o.get("batch_size")):
+            loss += (f" (**collapsed**: chance is ln {o.get('batch_size')} = "
+                     f"{fmt_number(math.log(o['batch_size']))}; its features do not tell "
+                     "frames apart)")
+        return (
+            f"{o.get('objective')} encoder `{o.get('encoder')}` trained on "
+            f"{o.get('frames'):,} random-policy frames of {where}, "
+            f"{o.get('steps'):,} gradient steps{loss}"
+        )
+    ret = (
+        f"; final return {fmt_number(done.get('final_return'))}"
+        + published_text(cfg, done["final_return"])
+        if done.get("final_return") is not None
+        else ""
+    )
+    return (
+        f"{str(cfg.get('algo', '')).upper()} agent trained on {where} for "
+        f"{cfg.get('steps'):,} steps{ret}"
+    )
+
+
 def _methods_section(res: Results) -> list[str]:
     """What each method starts from (source run, encoder), from the runs' config.json."""
     first: dict[str, dict[str, Any]] = {}
@@ -110,42 +144,13 @@ def _methods_section(res: Results) -> list[str]:
         kw = pk.get("features_extractor_kwargs") or {}
         return f"`{name}`" + (f" {json.dumps(kw, sort_keys=True)}" if kw else "")
 
-    def source_text(cfg: Mapping[str, Any], done: Mapping[str, Any]) -> str:
-        env = cfg.get("env") or {}
-        where = f"`{env.get('env')}`" + (f" {json.dumps(env['knobs'])}" if env.get("knobs") else "")
-        if target_pixels and not env.get("pixels") and cfg.get("kind") == "pretrain":
-            where += " from its state (a state teacher: the student sees pixels)"
-        if cfg.get("kind") == "pretrain-encoder":
-            o = cfg.get("method_spec") or {}
-            first, final = done.get("first_loss"), done.get("final_loss")
-            loss = f"; loss {fmt_number(first)} → {fmt_number(final)}" if final is not None else ""
-            if mt.encoder_collapsed(o.get("objective"), final, o.get("batch_size")):
-                loss += (f" (**collapsed**: chance is ln {o.get('batch_size')} = "
-                         f"{fmt_number(math.log(o['batch_size']))}; its features do not tell "
-                         "frames apart)")
-            return (
-                f"{o.get('objective')} encoder `{o.get('encoder')}` trained on "
-                f"{o.get('frames'):,} random-policy frames of {where}, "
-                f"{o.get('steps'):,} gradient steps{loss}"
-            )
-        ret = (
-            f"; final return {fmt_number(done.get('final_return'))}"
-            + published_text(cfg, done["final_return"])
-            if done.get("final_return") is not None
-            else ""
-        )
-        return (
-            f"{str(cfg.get('algo', '')).upper()} agent trained on {where} for "
-            f"{cfg.get('steps'):,} steps{ret}"
-        )
-
     order = [m for m in res.experiment.get("methods") or [] if m in first]
     lines = ["## Methods", "", "| method | spec | starts from | encoder |", "|---|---|---|---|"]
     for label in [*order, *sorted(set(first) - set(order))]:
         cfg = first[label]
         sid = cfg.get("source_id")
         start = (
-            f"run `{sid}`: {source_text(*sources[sid])}"
+            f"run `{sid}`: {describe_source(*sources[sid], target_pixels=target_pixels)}"
             if sid in sources
             else (f"run `{sid}`" if sid else "its own initialization")
         )

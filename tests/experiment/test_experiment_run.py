@@ -437,3 +437,39 @@ def test_redone_run_shows_each_step_once(finished, tmp_path, fast_report):
         steps = [s for s, _ in points]
         assert len(steps) == len(set(steps)), (tag, steps)
     assert [s for s, _ in scalars[EVAL_TAG]] == [0, 128, 256]
+
+
+def test_sources_only_pretrains_the_source_and_a_full_run_skips_it(tmp_path, write_yaml, tiny,
+                                                                    capsys):
+    from rltransfer.cli import main
+    from rltransfer.report.tables import fmt_number
+
+    path = write_yaml(tiny)
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out), "--sources-only", "--workers", "0",
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    plan = make_plan(load_experiment(path), out)
+    source = plan.source
+    assert source is not None
+    done = sorted(d.name for d in (out / "runs").iterdir() if (d / "done.json").is_file())
+    assert done == [source.run_id]  # no target run started
+    assert not (out / "report.md").exists()
+    final = json.loads((out / "runs" / source.run_id / "done.json").read_text())["final_return"]
+    trained = "PPO agent trained on `CartPole-v1` for 256 steps"
+    assert f"agent: run {source.run_id}: {trained}" in printed
+    assert f"final return {fmt_number(final)}" in printed
+    result = run(path, out=out, workers=0, report=False, progress=False)
+    assert (result.skipped, result.executed) == (1, 4)
+
+
+def test_sources_only_without_a_source_is_refused(tmp_path, write_yaml, tiny, capsys):
+    from rltransfer.cli import main
+
+    tiny["methods"] = ["scratch"]
+    path = write_yaml(tiny)
+    with pytest.raises(ValueError, match="has no source to pretrain"):
+        run(path, out=tmp_path / "out", workers=0, sources_only=True)
+    assert main(["run", str(path), "--out", str(tmp_path / "o2"), "--sources-only"]) == 2
+    assert "has no source to pretrain" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
