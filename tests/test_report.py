@@ -487,3 +487,20 @@ def test_a_cached_source_run_is_labelled_by_this_experiment(tmp_path):
         "run_id": "abc123", "kind": "pretrain", "method": "source:hp0", "seed": 0}))
     labels = {r.run_id: r.method for r in load_results(out).runs}
     assert labels == {"abc123": "source:state"}
+
+
+def test_describe_source_says_what_the_source_saw():
+    from rltransfer.report.markdown import describe_source
+
+    pix = {"frame_stack": 4, "grayscale": True, "size": 64}
+    cfg = {"kind": "pretrain", "algo": "ppo", "steps": 200_000,
+           "env": {"env": "invertedpendulum", "knobs": {}, "pixels": pix}}
+    text = describe_source(cfg, {"final_return": 1000.0})
+    assert text == ('PPO agent trained on `invertedpendulum` from its pixel view '
+                    '{"frame_stack": 4, "grayscale": true, "size": 64} for 200,000 steps; '
+                    "final return 1,000")
+    state = {**cfg, "env": {"env": "invertedpendulum", "knobs": {"pole_length": 1.5},
+                            "pixels": None}}
+    assert describe_source(state, {}, target_pixels=True) == (
+        'PPO agent trained on `invertedpendulum` {"pole_length": 1.5} from its state (a state '
+        "teacher: the student sees pixels) for 200,000 steps")

@@ -93,6 +93,8 @@ def describe_source(cfg: Mapping[str, Any], done: Mapping[str, Any], *,
     and loss (flagged when it collapsed)."""
     env = cfg.get("env") or {}
     where = f"`{env.get('env')}`" + (f" {json.dumps(env['knobs'])}" if env.get("knobs") else "")
+    if env.get("pixels"):
+        where += f" from its pixel view {json.dumps(env['pixels'], sort_keys=True)}"
     if target_pixels and not env.get("pixels") and cfg.get("kind") == "pretrain":
         where += " from its state (a state teacher: the student sees pixels)"
     if cfg.get("kind") == "pretrain-encoder":
