@@ -407,6 +407,29 @@ def test_summary_row_reads_a_committed_report():
     assert "--seeds 5 --out" in row
 
 
+def test_summary_leaves_out_an_experiment_in_progress(tmp_path: Path, capsys):
+    """`rltransfer summary docs/results/*/` while an experiment's finished runs are committed
+    without a report: its row is left out and named on stderr; a folder that is no
+    experiment at all is still refused, and so is a call with nothing to summarize."""
+    from rltransfer.cli import main
+
+    done = Path(__file__).resolve().parents[1] / "docs" / "results" / "cartpole_demo"
+    running = tmp_path / "running"
+    (running / "runs" / "a").mkdir(parents=True)
+    (running / "runs" / "b").mkdir()
+    (running / "runs" / "a" / "done.json").write_text("{}")
+    (running / "experiment.json").write_text(json.dumps({"runs": {"a": {}, "b": {}, "c": {}}}))
+    assert main(["summary", str(done), str(running)]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.strip().splitlines()) == 3 and "cartpole_demo" in out
+    assert "running" not in out
+    assert f"left out {running}: an experiment in progress (1 of 3 runs finished" in err
+    assert main(["summary", str(running)]) == 2
+    assert "nothing to summarize" in capsys.readouterr().err
+    assert main(["summary", str(done), str(tmp_path)]) == 2
+    assert "holds no metrics.json" in capsys.readouterr().err
+
+
 def test_forward_velocity_is_reported_where_curves_have_it(results_dir: Path, tmp_path: Path):
     rp.build_report(results_dir, seed=0, reps=REPS, tensorboard=False)
     assert "Forward velocity" not in (results_dir / "report.md").read_text()  # none recorded

@@ -183,11 +183,25 @@ def source_line(run_dir: str | os.PathLike) -> str:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    """One row per folder with a report; an experiment still in progress (its finished runs
+    committed, no report yet) is named on stderr and left out, so that
+    ``rltransfer summary docs/results/*/`` works while one is being run over sittings."""
+    reported = []
     for d in args.dirs:
-        if not (Path(d) / "metrics.json").is_file():
+        folder = Path(d)
+        if (folder / "metrics.json").is_file():
+            reported.append(d)
+        elif (folder / rundir.EXPERIMENT).is_file():
+            total = len(json.loads((folder / rundir.EXPERIMENT).read_text()).get("runs") or {})
+            finished = sum(1 for _ in folder.glob(f"runs/*/{rundir.DONE}"))
+            print(f"rltransfer summary: left out {d}: an experiment in progress ({finished} of "
+                  f"{total} runs finished, no report yet)", file=sys.stderr)
+        else:
             raise ValueError(f"{d!r} holds no metrics.json; give experiment output folders "
                              "(run `rltransfer report DIR` first)")
-    print(summary_table(args.dirs))
+    if not reported:
+        raise ValueError("no folder given holds a report (metrics.json): nothing to summarize")
+    print(summary_table(reported))
     return 0
 
 
