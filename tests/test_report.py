@@ -418,6 +418,8 @@ def test_summary_leaves_out_an_experiment_in_progress(tmp_path: Path, capsys):
     (running / "runs" / "a").mkdir(parents=True)
     (running / "runs" / "b").mkdir()
     (running / "runs" / "a" / "done.json").write_text("{}")
+    (running / "runs" / "other").mkdir()  # finished, but not one of the plan's runs
+    (running / "runs" / "other" / "done.json").write_text("{}")
     (running / "experiment.json").write_text(json.dumps({"runs": {"a": {}, "b": {}, "c": {}}}))
     assert main(["summary", str(done), str(running)]) == 0
     out, err = capsys.readouterr()

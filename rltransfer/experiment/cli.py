@@ -192,10 +192,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
         if (folder / "metrics.json").is_file():
             reported.append(d)
         elif (folder / rundir.EXPERIMENT).is_file():
-            total = len(json.loads((folder / rundir.EXPERIMENT).read_text()).get("runs") or {})
-            finished = sum(1 for _ in folder.glob(f"runs/*/{rundir.DONE}"))
+            planned = json.loads((folder / rundir.EXPERIMENT).read_text()).get("runs") or {}
+            finished = sum(rundir.is_done(folder / rundir.RUNS / rid) for rid in planned)
             print(f"rltransfer summary: left out {d}: an experiment in progress ({finished} of "
-                  f"{total} runs finished, no report yet)", file=sys.stderr)
+                  f"{len(planned)} runs finished, no report yet)", file=sys.stderr)
         else:
             raise ValueError(f"{d!r} holds no metrics.json; give experiment output folders "
                              "(run `rltransfer report DIR` first)")
