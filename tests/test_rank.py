@@ -312,3 +312,21 @@ def test_a_pixel_target_is_ranked_through_the_candidates_encoders(tmp_path):
     assert rows["state"].status == "unusable" and "Box(2, 64, 64) uint8" in rows["state"].reason
     assert rows["near"].scores["state_overlap"].details["dims"] == 256  # the CNN's features
     assert all(s.score is not None for n in ("near", "far") for s in rows[n].scores.values())
+
+
+def test_the_progress_bar_redraws_sparsely_into_a_log(cands, monkeypatch, capsys):
+    """stderr a file or a pipe (`nohup rltransfer rank ... > log 2>&1`): every redraw is
+    appended, so the bar redraws every 30 s there, not at tqdm's 10 a second (a 2-minute
+    probe once wrote a 30 kB line of frames into a log)."""
+    import time
+
+    original = CartPoleEnv.step
+
+    def slow(self, action):  # ~1 s of probing in all, so that 0.1 s redraws would show
+        time.sleep(0.002)
+        return original(self, action)
+
+    monkeypatch.setattr(CartPoleEnv, "step", slow)
+    _rank(cands, ["good", "short"], budget=250, probes=["jumpstart"], progress=True)
+    frames = [f for f in capsys.readouterr().err.split("\r") if "rank" in f]
+    assert 1 <= len(frames) <= 3, frames  # the first frame, the last, and no more

@@ -15,6 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from rltransfer._progress import bar_interval
 from rltransfer.experiment.plan import SOURCE_KINDS, RunSpec
 from rltransfer.rundir import CURVE, last_step
 
@@ -33,7 +34,7 @@ class Progress:
         self.active: dict[str, RunSpec] = {}
         self.bar: Any = None
         # a terminal gets a live line; a log file a line per finished run and every 30 s
-        self.interval = 0.5 if sys.stderr.isatty() else 30.0
+        self.interval = bar_interval()
         self._last = 0.0
         if enabled and runs:
             total = sum(r.steps for r in runs)

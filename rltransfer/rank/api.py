@@ -30,6 +30,7 @@ from stable_baselines3.common.vec_env import VecTransposeImage
 from tqdm.auto import tqdm
 
 from rltransfer import envs as rl_envs
+from rltransfer._progress import bar_interval
 from rltransfer.agent import during_run
 from rltransfer.agent_build import build_agent, make_env
 from rltransfer.agent_checkpoint import check_weights, load_agent, load_normalization
@@ -139,7 +140,8 @@ def rank_sources(candidates: CandidateInput | Iterable[CandidateInput]
     total = per_candidate * sum(resolved is not None or reason is None
                                 for resolved, reason in plans)
     bar = tqdm(total=total, unit="step", unit_scale=True, file=sys.stderr,
-               disable=not progress, dynamic_ncols=True, desc="rank")
+               disable=not progress, dynamic_ncols=True, desc="rank",
+               mininterval=bar_interval())
     rows = []
     try:
         for (label, ckpt), (resolved, reason) in zip(loaded, plans, strict=True):
