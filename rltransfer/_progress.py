@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["bar_interval"]
+__all__ = ["bar_interval", "bar_timing"]
 
 
 def bar_interval() -> float:
-    """Seconds between two redraws of a tqdm bar on stderr (its ``mininterval``).
+    """Seconds between two redraws of a progress bar on stderr.
 
     0.5 on a terminal. 30 when stderr is a file or a pipe (``nohup ... > log 2>&1``), where
     every redraw is appended rather than drawn over: tqdm's own 0.1 s would add ten frames a
     second to the log.
     """
     return 0.5 if sys.stderr.isatty() else 30.0
+
+
+def bar_timing() -> dict[str, float]:
+    """tqdm's ``mininterval`` and ``maxinterval`` for a bar on stderr, as keyword arguments.
+
+    ``mininterval`` is :func:`bar_interval`. ``maxinterval`` is never under it: tqdm's
+    monitor thread forces a redraw of a bar that has not redrawn for ``maxinterval`` seconds
+    (10 by default), which in a log file made a frame every 10-20 s instead of every 30.
+    """
+    interval = bar_interval()
+    return {"mininterval": interval, "maxinterval": max(interval, 10.0)}

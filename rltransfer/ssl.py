@@ -65,7 +65,7 @@ from tqdm import tqdm
 
 from rltransfer import envs as rl_envs
 from rltransfer._io import write_text_atomic
-from rltransfer._progress import bar_interval
+from rltransfer._progress import bar_timing
 from rltransfer._versions import versions
 from rltransfer.checkpoint import load_checkpoint, save_checkpoint, space_from_json, space_to_json
 from rltransfer.encoders import EncoderError, build_encoder, random_shift
@@ -306,7 +306,7 @@ def pretrain_encoder(
     losses: list[float] = []
     online.train()
     bar = tqdm(range(steps), desc=f"pretrain {encoder} ({objective})", disable=not progress_bar,
-               mininterval=bar_interval())
+               **bar_timing())
     try:
         for step in bar:
             idx = torch.randperm(n, generator=gen)[:batch_size]

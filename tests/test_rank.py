@@ -327,6 +327,19 @@ def test_the_progress_bar_redraws_sparsely_into_a_log(cands, monkeypatch, capsys
         return original(self, action)
 
     monkeypatch.setattr(CartPoleEnv, "step", slow)
+    import rltransfer.rank.api as rank_api
+
+    timing = {}
+    real_tqdm = rank_api.tqdm
+
+    def spy(*args, **kwargs):
+        timing.update({k: kwargs[k] for k in ("mininterval", "maxinterval") if k in kwargs})
+        return real_tqdm(*args, **kwargs)
+
+    monkeypatch.setattr(rank_api, "tqdm", spy)
     _rank(cands, ["good", "short"], budget=250, probes=["jumpstart"], progress=True)
     frames = [f for f in capsys.readouterr().err.split("\r") if "rank" in f]
     assert 1 <= len(frames) <= 3, frames  # the first frame, the last, and no more
+    # tqdm's monitor thread redraws a bar idle for maxinterval (10 s by default): a long
+    # probe in a log drew a frame every 10-20 s until maxinterval was raised to 30 too
+    assert timing == {"mininterval": 30.0, "maxinterval": 30.0}

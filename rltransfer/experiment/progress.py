@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from rltransfer._progress import bar_interval
+from rltransfer._progress import bar_interval, bar_timing
 from rltransfer.experiment.plan import SOURCE_KINDS, RunSpec
 from rltransfer.rundir import CURVE, last_step
 
@@ -40,7 +40,7 @@ class Progress:
             total = sum(r.steps for r in runs)
             self.bar = tqdm(total=total, unit="step", unit_scale=True, dynamic_ncols=True,
                             file=sys.stderr, smoothing=0.05,
-                            mininterval=self.interval,
+                            **bar_timing(),
                             bar_format="{desc} {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt}"
                                        " steps [{elapsed}<{remaining}]{postfix}")
             self._refresh(force=True)

@@ -30,7 +30,7 @@ from stable_baselines3.common.vec_env import VecTransposeImage
 from tqdm.auto import tqdm
 
 from rltransfer import envs as rl_envs
-from rltransfer._progress import bar_interval
+from rltransfer._progress import bar_timing
 from rltransfer.agent import during_run
 from rltransfer.agent_build import build_agent, make_env
 from rltransfer.agent_checkpoint import check_weights, load_agent, load_normalization
@@ -141,7 +141,7 @@ def rank_sources(candidates: CandidateInput | Iterable[CandidateInput]
                                 for resolved, reason in plans)
     bar = tqdm(total=total, unit="step", unit_scale=True, file=sys.stderr,
                disable=not progress, dynamic_ncols=True, desc="rank",
-               mininterval=bar_interval())
+               **bar_timing())
     rows = []
     try:
         for (label, ckpt), (resolved, reason) in zip(loaded, plans, strict=True):
