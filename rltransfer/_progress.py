@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from typing import TypedDict
 
-__all__ = ["bar_interval", "bar_timing"]
+__all__ = ["BarTiming", "bar_interval", "bar_timing"]
 
 
 def bar_interval() -> float:
@@ -17,7 +18,14 @@ def bar_interval() -> float:
     return 0.5 if sys.stderr.isatty() else 30.0
 
 
-def bar_timing() -> dict[str, float]:
+class BarTiming(TypedDict):
+    """tqdm's redraw intervals, in seconds."""
+
+    mininterval: float
+    maxinterval: float
+
+
+def bar_timing() -> BarTiming:
     """tqdm's ``mininterval`` and ``maxinterval`` for a bar on stderr, as keyword arguments.
 
     ``mininterval`` is :func:`bar_interval`. ``maxinterval`` is never under it: tqdm's
@@ -25,4 +33,4 @@ def bar_timing() -> dict[str, float]:
     (10 by default), which in a log file made a frame every 10-20 s instead of every 30.
     """
     interval = bar_interval()
-    return {"mininterval": interval, "maxinterval": max(interval, 10.0)}
+    return BarTiming(mininterval=interval, maxinterval=max(interval, 10.0))
