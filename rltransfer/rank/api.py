@@ -98,7 +98,8 @@ def rank_sources(candidates: CandidateInput | Iterable[CandidateInput]
 
     A probe scores ``n/a`` (with a note) where it cannot apply: a candidate of an algorithm
     it does not read, a source env that cannot be built here. Whether the scores predict
-    the real gain of a transfer run is measured in issue #15 point 2 (not yet run).
+    the real gain of a transfer run is measured by :func:`~rltransfer.rank.rank_experiment`:
+    on a Hopper target they did not (docs/results/rank_hopper/README.md).
 
     Example (two untrained candidates, a tiny budget, to show the call):
         >>> from rltransfer.agent import build_agent, save_agent
