@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from rltransfer._progress import bar_interval, bar_timing
+from rltransfer._progress import bar_timing
 from rltransfer.experiment.plan import SOURCE_KINDS, RunSpec
 from rltransfer.rundir import CURVE, last_step
 
@@ -34,13 +34,14 @@ class Progress:
         self.active: dict[str, RunSpec] = {}
         self.bar: Any = None
         # a terminal gets a live line; a log file a line per finished run and every 30 s
-        self.interval = bar_interval()
+        timing = bar_timing()
+        self.interval = timing["mininterval"]
         self._last = 0.0
         if enabled and runs:
             total = sum(r.steps for r in runs)
             self.bar = tqdm(total=total, unit="step", unit_scale=True, dynamic_ncols=True,
                             file=sys.stderr, smoothing=0.05,
-                            **bar_timing(),
+                            **timing,
                             bar_format="{desc} {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt}"
                                        " steps [{elapsed}<{remaining}]{postfix}")
             self._refresh(force=True)
