@@ -109,6 +109,21 @@ def test_probes_that_cannot_share_a_rollout_each_stay_within_the_budget(cands, s
     assert [s.target_steps for s in row.scores.values()] == [200, 200]
 
 
+def test_a_candidates_own_return_comes_from_its_card(cands, tmp_path):
+    """Not a probe: the card's evaluation on the candidate's own env, shown beside the probes
+    (a source that never learned its own task can still start well on the target)."""
+    model = build_agent("cartpole", seed=0, knobs={"length": 0.3}, overrides=LINEAR)
+    weak = save_agent(model, tmp_path / "weak",
+                      evaluation={"mean": 21.5, "std": 0.5, "episodes": 5, "step": 512})
+    table = rlt.rank_sources([str(weak), cands["short"]], "cartpole", knobs=TARGET,
+                             budget=100, probes=["jumpstart"])
+    assert {r.label: r.own_return for r in table.rows} == {"weak": 21.5, "short": None}
+    assert {r["label"]: r["own_return"] for r in table.to_dict()["rows"]} == \
+        {"weak": 21.5, "short": None}
+    head, *lines = [ln for ln in table.text().splitlines() if "weak" in ln or "own return" in ln]
+    assert "own return" in head and "21.5" in lines[0]
+
+
 def test_jumpstart_equals_an_independent_evaluation_with_the_same_seed(cands):
     for name in ("good", "flipped"):
         table = _rank(cands, [name], budget=1200, probes=["jumpstart"], seed=3)

@@ -309,6 +309,22 @@ def test_a_real_experiment_is_ranked_and_its_probe_rows_are_reused(experiment, s
     again = rank_experiment(experiment, budget=200, seed=0)
     assert steps["n"] == 0 and again.reused == ["short", "standard", "target"]
     assert (experiment / "rank.md").read_text() == md
+    # each candidate's own return is its card's evaluation, also where the probe row came
+    # from a cache written before rows had it
+    own = {}
+    for r in again.table.rows:
+        card = json.loads((experiment / r.path / "card.json").read_text())
+        own[r.label] = card["evaluation"]["mean"]
+        assert r.own_return == pytest.approx(own[r.label])
+    assert "| candidate | source | own return |" in md
+    cache = json.loads((experiment / "rank_probes.json").read_text())
+    for entry in cache["entries"]:
+        del entry["row"]["own_return"]
+    (experiment / "rank_probes.json").write_text(json.dumps(cache))
+    older = rank_experiment(experiment, budget=200, seed=0)
+    assert steps["n"] == 0 and older.reused == ["short", "standard", "target"]
+    assert {r.label: r.own_return for r in older.table.rows} == pytest.approx(own)
+    assert (experiment / "rank.md").read_text() == md
     assert main(["rank", "--experiment", str(experiment), "--budget", "200",
                  "--no-progress"]) == 0
     out = capsys.readouterr().out

@@ -42,7 +42,15 @@ from rltransfer.methods.adapter import adapt_checkpoint
 from rltransfer.rank.base import Candidate, Probe, RankError, Rollout, RolloutRequest
 from rltransfer.rank.registry import get_probe, probe_names
 from rltransfer.rank.rollout import collect
-from rltransfer.rank.table import MEAN_RANK, ProbeScore, RankTable, Row, mean_ranks, sort_rows
+from rltransfer.rank.table import (
+    MEAN_RANK,
+    ProbeScore,
+    RankTable,
+    Row,
+    mean_ranks,
+    own_return,
+    sort_rows,
+)
 
 __all__ = ["DEFAULT_BUDGET", "DEFAULT_PROBES", "SOURCE_SEED_OFFSET", "find_candidates",
            "rank_sources"]
@@ -388,7 +396,7 @@ def _env_words(desc: Mapping[str, Any], relative_to: Mapping[str, Any] | None = 
 def _unusable(label: str, ckpt: Checkpoint, reason: str) -> Row:
     return Row(label=label, path=str(ckpt.path or label), algo=ckpt.card.get("algo"),
                source=_env_words(ckpt.card.get("env") or {}), status="unusable",
-               reason=reason)
+               reason=reason, own_return=own_return(ckpt.card))
 
 
 def _with_rank(row: Row, rank: float | None) -> Row:
@@ -474,7 +482,8 @@ def _score(label: str, ckpt: Checkpoint, resolved: ResolvedAdapter | None, how: 
     return Row(label=label, path=str(ckpt.path or label), algo=algo,
                source=_env_words(ckpt.card.get("env") or {}),
                status="adapted" if resolved is not None else "ok", reason=how or "",
-               scores=scores, target_steps=target_steps, source_steps=source_steps)
+               scores=scores, target_steps=target_steps, source_steps=source_steps,
+               own_return=own_return(ckpt.card))
 
 
 def _run_probe(probe: Probe, cand: Candidate, requests: tuple[RolloutRequest, ...],

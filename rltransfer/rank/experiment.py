@@ -43,7 +43,14 @@ from rltransfer.rank.api import (
     rank_sources,
 )
 from rltransfer.rank.base import Probe, RankError
-from rltransfer.rank.table import ProbeScore, RankTable, Row, mean_ranks, sort_rows
+from rltransfer.rank.table import (
+    ProbeScore,
+    RankTable,
+    Row,
+    mean_ranks,
+    own_return,
+    sort_rows,
+)
 from rltransfer.report.prediction import (
     GOAL,
     PROBE_CACHE,
@@ -140,12 +147,14 @@ def rank_experiment(out_dir: str | os.PathLike, *, budget: int | None = None, se
 
     cache_path = out / PROBE_CACHE
     cache = _read_cache(cache_path)
-    keys = {n: _key(ck, target, budget, seed, specs, adapter) for n, ck in checkpoints.items()}
+    cards = {n: json.loads((ck / CARD_FILE).read_text(encoding="utf-8"))
+             for n, ck in checkpoints.items()}
+    keys = {n: _key(cards[n], target, budget, seed, specs, adapter) for n in checkpoints}
     rows: dict[str, Row] = {}
     for n, key in keys.items():
         hit = cache.get(key)
-        if hit is not None:
-            rows[n] = _row(hit["row"], n)
+        if hit is not None:  # own_return from the card: a cache may predate it
+            rows[n] = dataclasses.replace(_row(hit["row"], n), own_return=own_return(cards[n]))
     missing = {n: str(ck) for n, ck in checkpoints.items() if n not in rows}
     if missing:
         fresh = rank_sources(missing, env, knobs=knobs, budget=budget, probes=chosen,
@@ -168,10 +177,10 @@ def rank_experiment(out_dir: str | os.PathLike, *, budget: int | None = None, se
                              rank_md=out / RANK_MD, rank_json=out / RANK_JSON)
 
 
-def _key(checkpoint: Path, target: Mapping[str, Any], budget: int, seed: int,
+def _key(card: Mapping[str, Any], target: Mapping[str, Any], budget: int, seed: int,
          specs: list[Any], adapter: Any) -> str:
-    """What defines a candidate's probe row, as canonical JSON."""
-    card = json.loads((checkpoint / CARD_FILE).read_text(encoding="utf-8"))
+    """What defines a candidate's probe row (its checkpoint's card given), as canonical
+    JSON."""
     return json.dumps({"sha256": card.get("sha256"), "target": dict(target), "budget": budget,
                        "seed": seed, "probes": specs, "adapter": adapter},
                       sort_keys=True, separators=(",", ":"))

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["MEAN_RANK", "ProbeScore", "RankTable", "Row", "mean_ranks"]
+__all__ = ["MEAN_RANK", "ProbeScore", "RankTable", "Row", "mean_ranks", "own_return"]
 
 MEAN_RANK = "mean_rank"
 """``sort_by`` value: each candidate's rank under every probe (1 = best), averaged."""
@@ -56,7 +56,10 @@ class ProbeScore:
 class Row:
     """One candidate: where it is, what it was trained on, whether it fits the target
     (``status``: ``ok``, ``adapted`` through an adapter, or ``unusable`` with ``reason``),
-    its probe scores, and what it cost in all (each rollout counted once)."""
+    its probe scores, what it cost in all (each rollout counted once), and ``own_return``:
+    its last evaluation on its own env, read from its card (no env step; ``None`` when the
+    card has none). Not a probe: it shows a source that never learned its own task, which a
+    probe on the target can miss (docs/results/rank_hopper)."""
 
     label: str
     path: str
@@ -68,6 +71,7 @@ class Row:
     target_steps: int = 0
     source_steps: int = 0
     mean_rank: float | None = None
+    own_return: float | None = None
 
     def score(self, probe: str) -> float | None:
         """The score of ``probe`` (or the mean rank), ``None`` when there is none."""
@@ -82,7 +86,22 @@ class Row:
                 "source": self.source, "status": self.status, "reason": self.reason,
                 "scores": {k: v.to_dict() for k, v in self.scores.items()},
                 "target_steps": self.target_steps, "source_steps": self.source_steps,
-                "mean_rank": self.mean_rank}
+                "mean_rank": self.mean_rank, "own_return": self.own_return}
+
+
+def own_return(card: Mapping[str, Any]) -> float | None:
+    """A checkpoint card's last evaluation on its own env (``evaluation.mean``), or ``None``.
+
+    Example:
+        >>> own_return({"evaluation": {"mean": 892.15, "episodes": 5}})
+        892.15
+        >>> own_return({"evaluation": None}) is None
+        True
+    """
+    mean = (card.get("evaluation") or {}).get("mean")
+    if isinstance(mean, bool) or not isinstance(mean, (int, float)) or not math.isfinite(mean):
+        return None
+    return float(mean)
 
 
 def mean_ranks(rows: list[Row], probes: list[str]) -> list[float | None]:
@@ -173,14 +192,14 @@ class RankTable:
                 f"sorted by {self.sort_by} ({order}); {CAVEAT}"]
 
     def _grid(self) -> tuple[list[str], list[list[str]]]:
-        cols = ["rank", "candidate", "source", "algo", *self.probes]
+        cols = ["rank", "candidate", "source", "algo", "own return", *self.probes]
         if len(self.probes) > 1:
             cols.append(MEAN_RANK)
         cols += ["target steps", "source steps"]
         body = []
         for i, r in enumerate(r for r in self.rows if r.status != "unusable"):
             cells = [str(i + 1), r.label + (" (adapted)" if r.status == "adapted" else ""),
-                     r.source, r.algo or "?"]
+                     r.source, r.algo or "?", _num(r.own_return)]
             cells += [_num(r.score(p)) for p in self.probes]
             if len(self.probes) > 1:
                 cells.append(_num(r.mean_rank, digits=3))

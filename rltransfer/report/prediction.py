@@ -550,10 +550,12 @@ def _probe_score_table(table: Mapping[str, Any]) -> list[str]:
     if not rows:
         return ["(no candidate probed)"]
     extra = [MEAN_RANK] if len(probes) > 1 else []
-    head = ["candidate", "source", *probes, *extra, "target steps", "source steps"]
+    head = ["candidate", "source", "own return", *probes, *extra, "target steps",
+            "source steps"]
     lines = [_md_row(head), "|---|---|" + "---:|" * (len(head) - 2)]
     for r in sorted(rows, key=lambda r: r["label"]):
-        cells = [r["label"], r.get("source", "")]
+        own = r.get("own_return")
+        cells = [r["label"], r.get("source", ""), "n/a" if own is None else f"{own:,.4g}"]
         for p in probes:
             s = ((r.get("scores") or {}).get(p) or {}).get("score")
             cells.append("n/a" if s is None else f"{s:.4g}")
@@ -639,7 +641,10 @@ def render_prediction(doc: Mapping[str, Any]) -> str:
             *_ttt_table(doc), "",
         ]
     lines += ["## Probe scores", "",
-              "Higher = predicted better transfer (mean_rank: lower first).", "",
+              "Higher = predicted better transfer (mean_rank: lower first). Own return: "
+              "each candidate's last evaluation on its own env, from its card; not a probe "
+              "(no env step), shown because a source that never learned its own task can "
+              "still score well on the target.", "",
               *_probe_score_table(doc["probe_table"]), "",
               "## How it is computed", "",
               f"- Spearman ρ between a probe's score and the candidates' mean gain (ties share "
