@@ -43,14 +43,7 @@ from rltransfer.rank.api import (
     rank_sources,
 )
 from rltransfer.rank.base import Probe, RankError
-from rltransfer.rank.table import (
-    ProbeScore,
-    RankTable,
-    Row,
-    mean_ranks,
-    own_return,
-    sort_rows,
-)
+from rltransfer.rank.table import ProbeScore, RankTable, Row, mean_ranks, own_return, sort_rows
 from rltransfer.report.prediction import (
     GOAL,
     PROBE_CACHE,
