@@ -88,7 +88,8 @@ def _add_run_args(p: argparse.ArgumentParser, *, workers_help: str) -> None:
     p.add_argument("--cache", default=None,
                    help="folder of cached source pretraining runs (default: $RLTRANSFER_CACHE "
                         "or OUT/../.sources)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress display")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar: a line per finished run instead (for logs)")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

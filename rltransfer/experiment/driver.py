@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,7 @@ def run(experiment: str | os.PathLike | Experiment | dict[str, Any], *,
             default: a local Ray with ``workers`` CPUs.
         cache: folder of cached source pretraining runs (default ``$RLTRANSFER_CACHE`` or
             ``<out>/../.sources``).
-        progress: show the progress bar (stderr).
+        progress: show the progress bar (stderr); without it, a line per finished run.
         report: build report.md, curves.png, metrics.json and the TensorBoard aggregates.
         sources_only: pretrain the sources the methods start from and stop (no target run,
             no report): to look at a source, e.g. against a seed rule the experiment file
@@ -177,12 +177,11 @@ def _run_plan(plan: Plan, exp: Experiment, out: Path, *, workers: int | None, ba
     todo = [r for r in runs if not is_done(r.run_dir)]
     skipped = len(runs) - len(todo)
     redo = [r for r in todo if Path(r.run_dir).exists()]
-    say = _printer(progress)
     what = "source runs (--sources-only)" if sources_only else "runs"
     msg = f"{exp.name}: {len(runs)} {what}; {skipped} already finished (skipped)"
     if redo:
         msg += f"; {len(redo)} unfinished or failed, redone"
-    say(msg + f"; {len(todo)} to run")
+    print(msg + f"; {len(todo)} to run", file=sys.stderr, flush=True)  # bar or no bar
     for r in redo:
         clear_run(r)
 
@@ -429,9 +428,3 @@ def _build_report(result: ExperimentResult) -> None:
         result.report_error = f"{type(exc).__name__}: {exc}"
 
 
-def _printer(enabled: bool) -> Callable[[str], None]:
-    def say(line: str) -> None:
-        if enabled:
-            print(line, file=sys.stderr, flush=True)
-
-    return say

@@ -23,7 +23,12 @@ __all__ = ["Progress"]
 
 
 class Progress:
-    """A tqdm bar in environment steps; its label says runs done/total and the active runs."""
+    """A tqdm bar in environment steps; its label says runs done/total and the active runs.
+
+    Disabled (``--no-progress``), it draws no bar and writes one plain line per finished run
+    instead (``runs 23/40 done, 19:14:03: <id> (<method>, seed <n>)``), so that a log shows
+    how far an experiment got without a bar's redraws.
+    """
 
     def __init__(self, runs: list[RunSpec], *, skipped: int = 0, enabled: bool = True) -> None:
         self.runs = {r.run_id: r for r in runs}
@@ -54,6 +59,11 @@ class Progress:
         self.done_runs += 1
         self.failed += 0 if ok else 1
         self.finished_steps += spec.steps
+        if self.bar is None:
+            who = "source" if spec.kind in SOURCE_KINDS else f"{spec.method}, seed {spec.seed}"
+            self.write(f"runs {self.done_runs}/{self.total_runs} done, "
+                       f"{time.strftime('%H:%M:%S')}: {spec.run_id} ({who})"
+                       + ("" if ok else " FAILED"))
         self._refresh(force=True)
 
     def poll(self) -> None:
@@ -63,7 +73,7 @@ class Progress:
         if self.bar is not None:
             self.bar.write(line, file=sys.stderr)
         else:
-            print(line, file=sys.stderr)
+            print(line, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -98,7 +98,7 @@ def test_rerun_skips_finished_runs(finished, tmp_path, capsys):
     assert "5 already finished (skipped)" in capsys.readouterr().err
 
 
-def test_interrupted_run_is_redone(finished, tmp_path):
+def test_interrupted_run_is_redone(finished, tmp_path, capsys):
     """A kill -9 leaves a run folder without done.json (maybe half a curve): it is redone."""
     path, out = _copy(finished, tmp_path)
     before = _state(out)
@@ -118,6 +118,13 @@ def test_interrupted_run_is_redone(finished, tmp_path):
     assert {k: v for k, v in after.items() if k != victim.run_id} == {
         k: v for k, v in before.items() if k != victim.run_id}
     assert not list((out / "runs").glob(".*"))
+    # without a bar (--no-progress, as in a log) the plan line and a line per finished run
+    err = capsys.readouterr().err.splitlines()
+    assert any("4 already finished (skipped); 1 unfinished or failed, redone; 1 to run" in line
+               for line in err), err
+    done = [line for line in err if line.startswith("runs ")]
+    assert len(done) == 1 and done[0].startswith("runs 5/5 done, "), err
+    assert done[0].endswith(f": {victim.run_id} (finetune, seed 1)"), err
 
 
 def test_cached_source_is_shared_and_verified(finished, tmp_path, tiny):
