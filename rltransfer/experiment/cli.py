@@ -20,7 +20,8 @@ from rltransfer import rundir
 from rltransfer._data import data_dir
 from rltransfer._io import DiskFullError
 from rltransfer.experiment.config import Experiment, load_experiment
-from rltransfer.experiment.driver import run, tensorboard_command
+from rltransfer.experiment.driver import held_by, plan_states, run, tensorboard_command
+from rltransfer.experiment.plan import SOURCE_KINDS, make_plan
 from rltransfer.report import build_report, table
 from rltransfer.report.markdown import describe_source
 from rltransfer.report.summary import summary_table
@@ -115,6 +116,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "evaluation (return beside the published score, forward velocity) and "
                         "stop: to check a source against the file's seed rule before any "
                         "target run; a later full run skips them")
+    p.add_argument("--dry-run", action="store_true",
+                   help="run nothing: list each run of the plan as finished (skipped by a "
+                        "run), started or to run, with the env steps left (also while another "
+                        "run writes into --out)")
     _add_run_args(p, workers_help="parallel runs (default: CPU count; 0: in this process)")
     p.set_defaults(func=cmd_run)
 
@@ -146,7 +151,32 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     exp = load_experiment(resolve_experiment(args.file), seeds=args.seeds, steps=args.steps)
     out = args.out or os.path.join("results", exp.name)
+    if args.dry_run:
+        print(dry_run_text(exp, out, cache=args.cache))
+        return 0
     return _run(exp, out, args)
+
+
+def dry_run_text(exp: Experiment, out: str | os.PathLike,
+                 cache: str | os.PathLike | None = None) -> str:
+    """What ``rltransfer run --dry-run`` prints: each run of the plan, finished, started or to
+    run, and how many env steps are left; reads the folder, writes nothing."""
+    plan = make_plan(exp, out, cache)
+    states = plan_states(plan)
+    count = {k: sum(s.state == k for s in states) for k in ("finished", "started", "to run")}
+    left = sum(s.spec.steps for s in states if s.state != "finished")
+    holder = held_by(out)
+    started = ("started (under way: a driver holds the folder, "
+               f"{holder})" if holder else "started, not finished (a run redoes them)")
+    lines = [f"{exp.name} in {Path(out).resolve()}: {len(states)} runs; "
+             f"{count['finished']} finished (a run skips them), {count['started']} {started}, "
+             f"{count['to run']} to run; {left:,} env steps in the runs not finished"]
+    for s in states:
+        spec = s.spec
+        who = ("source" + ("" if spec.method == "pretrain" else f" {spec.method}")
+               if spec.kind in SOURCE_KINDS else f"{spec.method}, seed {spec.seed}")
+        lines.append(f"  {s.state:<9} {spec.run_id}  {who:<40} {s.step:,}/{spec.steps:,} steps")
+    return "\n".join(lines)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -34,7 +34,8 @@ from rltransfer.experiment.progress import Progress
 from rltransfer.experiment.runner import clear_run
 from rltransfer.rundir import ERROR, is_done
 
-__all__ = ["ExperimentBusyError", "ExperimentResult", "FailedRun", "run"]
+__all__ = ["ExperimentBusyError", "ExperimentResult", "FailedRun", "RunState", "held_by",
+           "plan_states", "run"]
 
 STALE = "runs.stale"
 AGGREGATE_EVERY_S = 30.0
@@ -165,6 +166,55 @@ def run(experiment: str | os.PathLike | Experiment | dict[str, Any], *,
                          ray_address=ray_address, progress=progress,
                          report=report and not sources_only, t_start=t_start,
                          sources_only=sources_only)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunState:
+    """One run of a plan as it stands on disk (see :func:`plan_states`)."""
+
+    spec: RunSpec
+    state: str
+    """``"finished"`` (``done.json``: a run skips it), ``"started"`` (a folder without
+    ``done.json``: under way if a driver holds the output folder, else the next run redoes it
+    from step 0) or ``"to run"``."""
+    step: int
+    """The last evaluated step (``spec.steps`` when finished, ``0`` when not started)."""
+
+
+def plan_states(plan: Plan) -> list[RunState]:
+    """Where each run of ``plan`` stands, read from its folder; writes nothing.
+
+    What ``rltransfer run --dry-run`` prints: how many runs a rerun would skip and which are
+    left, e.g. for an experiment run over several sittings.
+    """
+    states = []
+    for spec in plan.all_runs:
+        folder = Path(spec.run_dir)
+        if is_done(folder):
+            states.append(RunState(spec, "finished", spec.steps))
+        elif folder.is_dir():
+            states.append(RunState(spec, "started", min(rundir.last_step(folder / rundir.CURVE),
+                                                        spec.steps)))
+        else:
+            states.append(RunState(spec, "to run", 0))
+    return states
+
+
+def held_by(out: str | os.PathLike) -> str | None:
+    """``pid N on HOST, started T`` when a driver runs into ``out`` now, else ``None``.
+
+    Reads the lock without taking it for longer than a test, and creates nothing.
+    """
+    path = Path(out) / LOCK
+    if not path.is_file():
+        return None
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if flock(fd, wait=False):
+            return None  # nobody holds it (closing the file below lets it go)
+        return _holder(path)
+    finally:
+        os.close(fd)
 
 
 def _run_plan(plan: Plan, exp: Experiment, out: Path, *, workers: int | None, backend: str,

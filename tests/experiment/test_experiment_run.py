@@ -98,6 +98,35 @@ def test_rerun_skips_finished_runs(finished, tmp_path, capsys):
     assert "5 already finished (skipped)" in capsys.readouterr().err
 
 
+def test_dry_run_lists_what_a_run_would_skip_and_writes_nothing(finished, tmp_path, capsys):
+    from rltransfer.cli import main
+    from rltransfer.experiment.driver import _lock, held_by
+
+    path, out = _copy(finished, tmp_path)
+    plan = make_plan(load_experiment(path), out)
+    victim = next(r for r in plan.runs if r.method == "scratch" and r.seed == 0)
+    (Path(victim.run_dir) / "done.json").unlink()
+    half = last_step(Path(victim.run_dir) / "curve.csv")
+    shutil.rmtree(out / "runs" / next(r.run_id for r in plan.runs if r.method == "finetune"))
+    listing = sorted(p.relative_to(out) for p in out.rglob("*"))
+
+    assert main(["run", str(path), "--out", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "5 runs; 3 finished (a run skips them), 1 started, not finished" in text, text
+    assert "1 to run; 512 env steps in the runs not finished" in text, text
+    rows = {line.split()[1]: line.split()[0] for line in text.splitlines()[1:]}
+    assert rows[victim.run_id] == "started" and f"{half:,}/256 steps" in text
+    assert sorted(rows.values()) == ["finished"] * 3 + ["started", "to"]
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == listing  # nothing written
+
+    assert held_by(out) is None
+    with _lock(out):  # a driver at work: the listing names it
+        assert "pid" in (held_by(out) or "")
+        main(["run", str(path), "--out", str(out), "--dry-run"])
+        assert "1 started (under way: a driver holds the folder, pid" in capsys.readouterr().out
+    assert held_by(out) is None
+
+
 def test_interrupted_run_is_redone(finished, tmp_path, capsys):
     """A kill -9 leaves a run folder without done.json (maybe half a curve): it is redone."""
     path, out = _copy(finished, tmp_path)
