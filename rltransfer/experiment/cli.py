@@ -173,8 +173,8 @@ def dry_run_text(exp: Experiment, out: str | os.PathLike,
              f"{count['to run']} to run; {left:,} env steps in the runs not finished"]
     for s in states:
         spec = s.spec
-        who = ("source" + ("" if spec.method == "pretrain" else f" {spec.method}")
-               if spec.kind in SOURCE_KINDS else f"{spec.method}, seed {spec.seed}")
+        who = (spec.method.replace("pretrain", "source") if spec.kind in SOURCE_KINDS
+               else f"{spec.method}, seed {spec.seed}")  # source, source:<name>, method
         lines.append(f"  {s.state:<9} {spec.run_id}  {who:<40} {s.step:,}/{spec.steps:,} steps")
     return "\n".join(lines)
 
