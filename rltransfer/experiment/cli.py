@@ -21,7 +21,8 @@ from rltransfer._data import data_dir
 from rltransfer._io import DiskFullError
 from rltransfer.experiment.config import Experiment, load_experiment
 from rltransfer.experiment.driver import held_by, plan_states, run, tensorboard_command
-from rltransfer.experiment.plan import SOURCE_KINDS, make_plan
+from rltransfer.experiment.plan import make_plan
+from rltransfer.experiment.progress import run_label
 from rltransfer.report import build_report, table
 from rltransfer.report.markdown import describe_source
 from rltransfer.report.summary import summary_table
@@ -173,9 +174,8 @@ def dry_run_text(exp: Experiment, out: str | os.PathLike,
              f"{count['to run']} to run; {left:,} env steps in the runs not finished"]
     for s in states:
         spec = s.spec
-        who = (spec.method.replace("pretrain", "source") if spec.kind in SOURCE_KINDS
-               else f"{spec.method}, seed {spec.seed}")  # source, source:<name>, method
-        lines.append(f"  {s.state:<9} {spec.run_id}  {who:<40} {s.step:,}/{spec.steps:,} steps")
+        lines.append(f"  {s.state:<9} {spec.run_id}  {run_label(spec):<40} "
+                     f"{s.step:,}/{spec.steps:,} steps")
     return "\n".join(lines)
 
 

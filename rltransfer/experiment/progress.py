@@ -19,7 +19,14 @@ from rltransfer._progress import bar_timing
 from rltransfer.experiment.plan import SOURCE_KINDS, RunSpec
 from rltransfer.rundir import CURVE, last_step
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "run_label"]
+
+
+def run_label(spec: RunSpec) -> str:
+    """A run in words: ``source`` (or ``source:<name>``), else ``<method>, seed <n>``."""
+    if spec.kind in SOURCE_KINDS:
+        return spec.method.replace("pretrain", "source")
+    return f"{spec.method}, seed {spec.seed}"
 
 
 class Progress:
@@ -60,9 +67,8 @@ class Progress:
         self.failed += 0 if ok else 1
         self.finished_steps += spec.steps
         if self.bar is None:
-            who = "source" if spec.kind in SOURCE_KINDS else f"{spec.method}, seed {spec.seed}"
             self.write(f"runs {self.done_runs}/{self.total_runs} done, "
-                       f"{time.strftime('%H:%M:%S')}: {spec.run_id} ({who})"
+                       f"{time.strftime('%H:%M:%S')}: {spec.run_id} ({run_label(spec)})"
                        + ("" if ok else " FAILED"))
         self._refresh(force=True)
 
