@@ -153,23 +153,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     exp = load_experiment(resolve_experiment(args.file), seeds=args.seeds, steps=args.steps)
     out = args.out or os.path.join("results", exp.name)
     if args.dry_run:
-        print(dry_run_text(exp, out, cache=args.cache))
+        print(dry_run_text(exp, out, cache=args.cache, sources_only=args.sources_only))
         return 0
     return _run(exp, out, args)
 
 
 def dry_run_text(exp: Experiment, out: str | os.PathLike,
-                 cache: str | os.PathLike | None = None) -> str:
-    """What ``rltransfer run --dry-run`` prints: each run of the plan, finished, started or to
-    run, and how many env steps are left; reads the folder, writes nothing."""
+                 cache: str | os.PathLike | None = None, sources_only: bool = False) -> str:
+    """What ``rltransfer run --dry-run`` prints: each run of the plan (its source runs alone
+    with ``sources_only``), finished, started or to run, and how many env steps are left;
+    reads the folder, writes nothing."""
     plan = make_plan(exp, out, cache)
-    states = plan_states(plan)
+    states = plan_states(plan, sources_only=sources_only)
     count = {k: sum(s.state == k for s in states) for k in ("finished", "started", "to run")}
     left = sum(s.spec.steps for s in states if s.state != "finished")
     holder = held_by(out)
     started = ("started (under way: a driver holds the folder, "
                f"{holder})" if holder else "started, not finished (a run redoes them)")
-    lines = [f"{exp.name} in {Path(out).resolve()}: {len(states)} runs; "
+    what = "source runs (--sources-only)" if sources_only else "runs"
+    lines = [f"{exp.name} in {Path(out).resolve()}: {len(states)} {what}; "
              f"{count['finished']} finished (a run skips them), {count['started']} {started}, "
              f"{count['to run']} to run; {left:,} env steps in the runs not finished"]
     for s in states:

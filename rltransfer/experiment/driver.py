@@ -181,14 +181,16 @@ class RunState:
     """The last evaluated step (``spec.steps`` when finished, ``0`` when not started)."""
 
 
-def plan_states(plan: Plan) -> list[RunState]:
+def plan_states(plan: Plan, *, sources_only: bool = False) -> list[RunState]:
     """Where each run of ``plan`` stands, read from its folder; writes nothing.
 
-    What ``rltransfer run --dry-run`` prints: how many runs a rerun would skip and which are
-    left, e.g. for an experiment run over several sittings.
+    What ``rltransfer run --dry-run`` prints, and how :func:`run` sorts the runs into skipped,
+    redone and run: how many runs a rerun would skip and which are left, e.g. for an
+    experiment run over several sittings. ``sources_only``: the source runs alone (what
+    ``--sources-only`` runs).
     """
     states = []
-    for spec in plan.all_runs:
+    for spec in (list(plan.sources.values()) if sources_only else plan.all_runs):
         folder = Path(spec.run_dir)
         if is_done(folder):
             states.append(RunState(spec, "finished", spec.steps))
@@ -223,12 +225,12 @@ def _run_plan(plan: Plan, exp: Experiment, out: Path, *, workers: int | None, ba
     _prepare_out(plan)
     _write_experiment_json(plan)
 
-    runs = list(plan.sources.values()) if sources_only else plan.all_runs
-    todo = [r for r in runs if not is_done(r.run_dir)]
-    skipped = len(runs) - len(todo)
-    redo = [r for r in todo if Path(r.run_dir).exists()]
+    states = plan_states(plan, sources_only=sources_only)
+    todo = [s.spec for s in states if s.state != "finished"]
+    skipped = len(states) - len(todo)
+    redo = [s.spec for s in states if s.state == "started"]
     what = "source runs (--sources-only)" if sources_only else "runs"
-    msg = f"{exp.name}: {len(runs)} {what}; {skipped} already finished (skipped)"
+    msg = f"{exp.name}: {len(states)} {what}; {skipped} already finished (skipped)"
     if redo:
         msg += f"; {len(redo)} unfinished or failed, redone"
     print(msg + f"; {len(todo)} to run", file=sys.stderr, flush=True)  # bar or no bar

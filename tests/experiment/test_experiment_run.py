@@ -118,6 +118,11 @@ def test_dry_run_lists_what_a_run_would_skip_and_writes_nothing(finished, tmp_pa
     assert rows[victim.run_id] == "started" and f"{half:,}/256 steps" in text
     assert sorted(rows.values()) == ["finished"] * 3 + ["started", "to"]
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == listing  # nothing written
+    # --sources-only: the source pretraining alone, as `run --sources-only` would run it
+    assert main(["run", str(path), "--out", str(out), "--dry-run", "--sources-only"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert "1 source runs (--sources-only); 1 finished" in rows[0], rows
+    assert len(rows) == 2 and rows[1].split()[:2] == ["finished", plan.source.run_id], rows
 
     assert held_by(out) is None
     with _lock(out):  # a driver at work: the listing names it
