@@ -3,8 +3,9 @@
 :func:`summary_table` reads each experiment folder's ``metrics.json`` (nothing else, so it
 works on the committed ``docs/results/*``) and writes one markdown row per experiment: the
 pair, the algorithm, the budget, the best method by the primary metric (AUC difference to
-scratch), that method's speed-up in time to threshold and its AUC difference with their 95%
-CIs, its verdict, and the command that regenerates the row.
+scratch), that method's speed-up in time to threshold (with how many seeds' times were censored
+at the budget, on either side) and its AUC difference with their 95% CIs, its verdict, and the
+command that regenerates the row.
 """
 
 from __future__ import annotations
@@ -49,10 +50,22 @@ def summary_row(folder: str | os.PathLike[str], command: str | None = None) -> s
         return "| " + " | ".join([*cells, "—", "—", "—", "no result", cmd]) + " |"
     e = m["methods"][label]
     d = e["difference"][m.get("primary_metric", "auc")]
-    speed = fmt_speedup(e.get("time_to_threshold_speedup")) if m.get("threshold") is not None \
-        else "no threshold"
+    speed = fmt_speedup(e.get("time_to_threshold_speedup")) + _censored(m, e) \
+        if m.get("threshold") is not None else "no threshold"
     return "| " + " | ".join([*cells, label, speed, fmt_signed(d), e.get("verdict", "—"),
                               cmd]) + " |"
+
+
+def _censored(metrics: Mapping[str, Any], e: Mapping[str, Any]) -> str:
+    """`` (censored: scratch 5/5, method 2/5)`` when a time to threshold was censored at the
+    budget on either side: the speed-up is then a lower bound (scratch's side), an upper bound
+    (the method's) or, with both, neither (the report's notes say which)."""
+    base = metrics["methods"].get(metrics.get("baseline", "scratch"), {})
+    sides = [(who, x.get("metrics", {}).get("time_to_threshold", {}).get("censored", 0),
+              x.get("n_seeds")) for who, x in (("scratch", base), ("method", e))]
+    if not any(k for _, k, _ in sides):
+        return ""
+    return " (censored: " + ", ".join(f"{who} {k}/{n}" for who, k, n in sides if k) + ")"
 
 
 def summary_table(folders: Iterable[str | os.PathLike[str]]) -> str:
