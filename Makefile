@@ -18,10 +18,11 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(VENV)/bin/rltransfer demo --out results/demo
 
-# pytest-xdist: one worker per core, at most 4 (each imports torch; one torch thread each).
-# On 2 cores the suite takes about 6 min this way, about 9.5 in one process.
+# pytest-xdist: one worker per core, at most 4 (each imports torch; one torch thread each);
+# worksteal, so that an idle worker takes tests from a busy one (a few tests take 30-100 s).
+# --durations: the slowest tests, to keep the suite under 10 minutes on 2 cores.
 test: $(VENV)/.installed
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -m "not expensive" -q -n auto --maxprocesses 4
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -m "not expensive" -q -n auto --maxprocesses 4 --dist worksteal --durations=15
 	$(VENV)/bin/ruff check rltransfer tests benchmarks experiments setup.py
 	$(MAKE) docs
 	$(MAKE) typecheck
