@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rltransfer.report.tables import fmt_number, fmt_signed, fmt_speedup
+from rltransfer.report.tables import censored, fmt_number, fmt_signed, fmt_speedup
 
 HEADER = (
     "| experiment | pair | algo | budget | best method (by ΔAUC) | speed-up to threshold "
@@ -61,8 +61,7 @@ def _censored(metrics: Mapping[str, Any], e: Mapping[str, Any]) -> str:
     budget on either side: the speed-up is then a lower bound (scratch's side), an upper bound
     (the method's) or, with both, neither (the report's notes say which)."""
     base = metrics["methods"].get(metrics.get("baseline", "scratch"), {})
-    sides = [(who, x.get("metrics", {}).get("time_to_threshold", {}).get("censored", 0),
-              x.get("n_seeds")) for who, x in (("scratch", base), ("method", e))]
+    sides = [(who, *censored(x)) for who, x in (("scratch", base), ("method", e))]
     if not any(k for _, k, _ in sides):
         return ""
     return " (censored: " + ", ".join(f"{who} {k}/{n}" for who, k, n in sides if k) + ")"

@@ -68,14 +68,22 @@ def fmt_speedup(d: Mapping[str, Any] | None) -> str:
     return f"{f(d['value'])}× [{f(d['low'])}, {f(d['high'])}]"
 
 
+def censored(entry: Mapping[str, Any]) -> tuple[int, int]:
+    """A method entry's seeds whose time to threshold was censored at the budget, and its
+    seeds: ``(2, 5)``."""
+    t = entry.get("metrics", {}).get("time_to_threshold") or {}
+    return t.get("censored", 0), entry.get("n_seeds", 0)
+
+
 def fmt_ttt(entry: Mapping[str, Any]) -> str:
     """A method entry's time to threshold with its CI and how many seeds were censored."""
     t = entry["metrics"].get("time_to_threshold")
     if t is None:
         return "n/a"
     s = fmt_ci(t)
-    if t.get("censored"):
-        s += f" ({t['censored']}/{entry['n_seeds']} censored)"
+    k, n = censored(entry)
+    if k:
+        s += f" ({k}/{n} censored)"
     return s
 
 
