@@ -269,6 +269,13 @@ class ExperimentConfig(_Strict):
     """Pretraining steps of the source agent (default: ``steps``)."""
     source_seed: int = Field(default=0, ge=0)
     """Seed of the source pretraining (one source agent serves every target seed)."""
+    source_seeds: Literal["per_seed"] | list[int] | None = None
+    """Give each transfer seed a source agent of its own, so that the intervals cover the
+    variation between sources too: ``per_seed`` (transfer seed i starts from the source
+    pretrained with seed i) or a list of source seeds (the k-th transfer seed starts from
+    ``source_seeds[k mod len]``, e.g. 10 sources for 40 transfer seeds). Absent (the
+    default): one source agent, ``source_seed``, for every transfer seed, and every run id is
+    what it was before this field existed. Applies to the ``agent`` source."""
     on_mismatch: Literal["error", "reinit"] = "error"
     """When source and target shapes differ: stop (``error``) or re-initialize what differs."""
     adapter: dict[str, Any] | None = None
@@ -288,6 +295,18 @@ class ExperimentConfig(_Strict):
             raise ValueError("seeds must be >= 0")
         if len(set(value)) != len(value):
             raise ValueError("seeds must be distinct")
+        return value
+
+    @field_validator("source_seeds")
+    @classmethod
+    def _check_source_seeds(cls, value: str | list[int] | None) -> str | list[int] | None:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("the list of source seeds is empty (or write per_seed)")
+            if any(s < 0 for s in value):
+                raise ValueError(f"source seeds must be >= 0, got {value}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"source seeds must be distinct, got {value}")
         return value
 
 
@@ -382,6 +401,18 @@ class Experiment:
     source agent."""
     named_agents: dict[str, NamedAgent] = dataclasses.field(default_factory=dict)
     """Each named ``kind: agent`` source, resolved once."""
+    source_seeds: str | list[int] | None = None
+    """``source_seeds`` as written (``per_seed``, a list, or ``None``: one source for all);
+    :meth:`source_seed_for` reads it."""
+
+    def source_seed_for(self, seed: int) -> int | None:
+        """The seed of the ``agent`` source that transfer seed ``seed`` starts from, or
+        ``None`` when one source (``source_seed``) serves every transfer seed."""
+        if self.source_seeds is None:
+            return None
+        if self.source_seeds == "per_seed":
+            return seed
+        return self.source_seeds[self.seeds.index(seed) % len(self.source_seeds)]
 
     @property
     def methods(self) -> list[MethodSpec]:
@@ -416,7 +447,9 @@ class Experiment:
             "eval": {"every": self.eval_every, "episodes": self.eval_episodes},
             "threshold": self.threshold, "sustain": self.sustain,
             "source_steps": self.source_steps,
-            "source_seed": self.source_seed, "on_mismatch": self.on_mismatch,
+            **({"source_seed": self.source_seed} if self.source_seeds is None
+               else {"source_seeds": self.source_seeds}),
+            "on_mismatch": self.on_mismatch,
             **({"adapter": self.adapter} if self.adapter is not None else {}),
         }
 
@@ -527,9 +560,11 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
             raise fail(name, f"(for the {field} env {member.env!r}) {exc}") from None
 
     # --- methods and the sources they start from
-    if AGENT_SOURCE in cfg.sources:
-        raise fail(f"sources.{AGENT_SOURCE}", f"{AGENT_SOURCE!r} is the RL agent pretrained on "
-                                              "the source env; give named sources other names")
+    for name in cfg.sources:
+        if name == AGENT_SOURCE or name.startswith(f"{AGENT_SOURCE}/"):
+            raise fail(f"sources.{name}", f"{AGENT_SOURCE!r} is the RL agent pretrained on the "
+                       f"source env (and {AGENT_SOURCE}/seed_<k> its seeds); give named "
+                       "sources other names")
     named_agents = {}
     for name, spec in cfg.sources.items():
         if isinstance(spec, AgentSourceSpec):
@@ -556,7 +591,19 @@ def resolve_experiment(data: Mapping[str, Any] | ExperimentConfig, *, where: str
         on_mismatch=cfg.on_mismatch, source_preset=presets["source"],
         target_preset=presets["target"], sustain=cfg.sustain,
         path=path, adapter=adapter, named_agents=named_agents,
+        source_seeds=_check_source_seeds(cfg, where),
     )
+
+
+def _check_source_seeds(cfg: ExperimentConfig, where: str) -> str | list[int] | None:
+    """``source_seeds`` as written, refused beside an explicit ``source_seed``."""
+    if cfg.source_seeds is not None and "source_seed" in cfg.model_fields_set:
+        raise ExperimentError(
+            f"{where}: source_seeds: {cfg.source_seeds!r} gives each transfer seed its own "
+            f"source; source_seed: {cfg.source_seed} gives one source to all: give one of them")
+    if isinstance(cfg.source_seeds, list):
+        return list(cfg.source_seeds)
+    return cfg.source_seeds
 
 
 def _check_adapter(cfg: ExperimentConfig, pair: Any, source: Member, target: Member,

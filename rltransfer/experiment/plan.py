@@ -35,7 +35,7 @@ from rltransfer.experiment.config import (
 from rltransfer.rundir import RUNS, TENSORBOARD, method_folders, safe_name
 
 __all__ = ["PLAN_FORMAT", "SOURCE_KINDS", "Plan", "RunSpec", "default_cache", "make_plan",
-           "run_id_of", "safe_name"]
+           "run_id_of", "safe_name", "source_key"]
 
 SOURCE_KINDS = ("pretrain", "pretrain-encoder")
 """Run kinds that produce a source checkpoint (not part of the metrics)."""
@@ -115,13 +115,15 @@ class Plan:
     out: Path
     cache: Path
     sources: dict[str, RunSpec]
-    """The source runs some method starts from, by name (``agent``: the RL pretraining)."""
+    """The source runs some method starts from, by name (``agent``: the RL pretraining;
+    ``agent/seed_<k>`` for each of its seeds where transfer seeds have sources of their own)."""
     runs: list[RunSpec]
     """Transfer runs, method by method, seed by seed."""
 
     @property
     def source(self) -> RunSpec | None:
-        """The source agent's pretraining run, if any method starts from it."""
+        """The source agent's pretraining run, if any method starts from it and one source
+        serves every transfer seed (``None`` with ``source_seeds``: see :attr:`sources`)."""
         return self.sources.get(AGENT_SOURCE)
 
     @property
@@ -133,6 +135,12 @@ class Plan:
             if r.run_id == run_id:
                 return r
         raise KeyError(run_id)
+
+
+def source_key(name: str, seed: int) -> str:
+    """The key in :attr:`Plan.sources` of source ``name`` pretrained with ``seed``, where each
+    transfer seed has its own source (``source_seeds``): ``agent/seed_3``."""
+    return f"{name}/seed_{seed}"
 
 
 def default_cache(out: str | os.PathLike) -> Path:
@@ -157,26 +165,34 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
     def preset_identity(p: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in p.items() if k not in ("source", "match")}
 
-    sources: dict[str, RunSpec] = {}
-    if exp.needs_source:
+    def agent_source(seed: int) -> RunSpec:
         preset = exp.source_preset
         every = max(exp.source_steps // SOURCE_EVAL_POINTS, 1)
         identity = {
             "format": PLAN_FORMAT, "kind": "pretrain", "env": describe(exp.source),
-            "algo": exp.algo, "preset": preset_identity(preset), "seed": exp.source_seed,
+            "algo": exp.algo, "preset": preset_identity(preset), "seed": seed,
             "steps": exp.source_steps,
             "eval": {"every": every, "episodes": SOURCE_EVAL_EPISODES},
         }
         rid = run_id_of(identity)
-        sources[AGENT_SOURCE] = RunSpec(
+        return RunSpec(
             run_id=rid, kind="pretrain", method="pretrain", method_spec=None,
-            seed=exp.source_seed, env=exp.source.to_json(), algo=exp.algo, preset=preset,
+            seed=seed, env=exp.source.to_json(), algo=exp.algo, preset=preset,
             steps=exp.source_steps, eval_every=every, eval_episodes=SOURCE_EVAL_EPISODES,
             on_mismatch=exp.on_mismatch, source_id=None, identity=identity,
-            run_dir=str(runs_dir / rid),
-            tb_dir=str(tb_root / "pretrain" / f"seed_{exp.source_seed}"),
+            run_dir=str(runs_dir / rid), tb_dir=str(tb_root / "pretrain" / f"seed_{seed}"),
             cache_dir=str(cache_dir / rid),
         )
+
+    sources: dict[str, RunSpec] = {}
+    if exp.needs_source:
+        if exp.source_seeds is None:
+            sources[AGENT_SOURCE] = agent_source(exp.source_seed)
+        else:  # one source agent per transfer seed (or per group of them)
+            for seed in exp.seeds:
+                k = exp.source_seed_for(seed)
+                assert k is not None
+                sources.setdefault(source_key(AGENT_SOURCE, k), agent_source(k))
     for name in exp.used_sources:
         if name in exp.named_agents:
             agent = exp.named_agents[name]
@@ -207,8 +223,11 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
     seen: dict[str, str] = {}
     for m in exp.setups:
         preset = m.resolved
-        src = sources[m.source] if m.source is not None else None
         for seed in exp.seeds:
+            src = None
+            if m.source is not None:
+                k = exp.source_seed_for(seed) if m.source == AGENT_SOURCE else None
+                src = sources[m.source if k is None else source_key(m.source, k)]
             identity = {
                 "format": PLAN_FORMAT, "kind": "transfer", "env": target_desc,
                 "algo": exp.algo, "preset": preset_identity(preset), "method": m.spec,

@@ -139,7 +139,8 @@ def load_results(out_dir: str | os.PathLike[str]) -> Results:
 
     # a source run may have been made for another experiment (the cache is shared by
     # content): its label here is the one this experiment gives it, not its config's
-    source_labels = {str(s.get("run_id")): ("pretrain" if name == "agent" else f"source:{name}")
+    source_labels = {str(s.get("run_id")): ("pretrain" if name.split("/")[0] == "agent"
+                                            else f"source:{name}")
                      for name, s in (experiment.get("sources") or {}).items()
                      if isinstance(s, dict)}
     run_dirs = sorted(p for p in (out / rundir.RUNS).glob("*") if p.is_dir())
