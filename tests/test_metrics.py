@@ -12,6 +12,7 @@ import pytest
 
 from rltransfer import metrics as mt
 from rltransfer.metrics import bootstrap as bs
+from rltransfer.report import tables as rp_tables
 
 STEPS = np.array([0.0, 10.0, 20.0])
 REPS = 500  # enough for stable tests, fast
@@ -360,8 +361,10 @@ def test_speedup_hand_computed():
     out = mt.compute({"scratch": scratch, "ft": method}, steps, threshold=475.0, reps=REPS)
     s = out["methods"]["ft"]["time_to_threshold_speedup"]
     assert s["value"] == pytest.approx(4.0)
-    assert s["low"] <= 4.0 <= s["high"]
-    assert s["low"] >= 3.0 and s["high"] <= 5.0  # 30k..50k over 10k
+    assert s["low"] <= 4.0 <= s["high"] and s["kind"] == "estimate"
+    boot = mt.compute({"scratch": scratch, "ft": method}, steps, threshold=475.0, reps=REPS,
+                      interval="percentile")["methods"]["ft"]["time_to_threshold_speedup"]
+    assert boot["low"] >= 3.0 and boot["high"] <= 5.0  # resampled 30k..50k over 10k
     assert not any("censored" in n or "evaluation interval" in n
                    for n in out["methods"]["ft"]["notes"])
 
@@ -376,9 +379,11 @@ def test_speedup_floors_a_time_of_zero_at_one_evaluation_interval():
     assert e["per_seed"]["time_to_threshold"] == [0.0, 0.0, 0.0]  # the raw times stay 0
     assert e["metrics"]["time_to_threshold"]["iqm"] == 0.0
     s = e["time_to_threshold_speedup"]
-    assert s == {"value": pytest.approx(4.0), "low": pytest.approx(4.0),
-                 "high": pytest.approx(4.0)}  # 40k / 10k (one interval), not 40k / 0
-    [note] = [n for n in e["notes"] if "evaluation interval" in n]
+    # 40k / 10k (one interval), not 40k / 0; reported as "at step 0", a lower bound
+    assert s["value"] == pytest.approx(4.0) and s["bound"] == pytest.approx(4.0)
+    assert s["kind"] == "at_step_0"
+    assert rp_tables.fmt_speedup(s) == "at step 0 (≥ 4.0×)"
+    note = next(n for n in e["notes"] if "evaluation interval" in n)
     assert "3/3 seeds of this method" in note and "10000 steps" in note
     assert "lower bound" in note
     json.dumps(out, allow_nan=False)

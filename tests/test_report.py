@@ -381,7 +381,8 @@ def test_report_uses_sustain_and_shows_the_speedup(tmp_path: Path):
     doc = json.loads(paths.metrics_json.read_text())
     fin = doc["metrics"]["methods"]["finetune"]
     assert fin["per_seed"]["time_to_threshold"] == [20_000.0, 20_000.0, 20_000.0]
-    assert fin["time_to_threshold_speedup"] == {"value": 2.0, "low": 2.0, "high": 2.0}
+    assert fin["time_to_threshold_speedup"] == {"value": 2.0, "low": 2.0, "high": 2.0,
+                                                "kind": "estimate", "bound": None}
     md = paths.report_md.read_text()
     assert "| speed-up |" in md and "time-to-threshold ratio" not in md
     assert "2.0× [2.0, 2.0]" in md

@@ -1,4 +1,4 @@
-"""Verbs of the experiment harness: ``run``, ``report`` and ``demo``.
+"""Verbs of the experiment harness: ``run``, ``report``, ``summary``, ``calibrate`` and ``demo``.
 
 :func:`add_commands` registers them on the ``rltransfer`` parser (see :mod:`rltransfer.cli`).
 Each verb's function returns the exit code: ``run`` and ``demo`` exit 1 when a run failed,
@@ -16,14 +16,18 @@ import os
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 from rltransfer import rundir
 from rltransfer._data import data_dir
 from rltransfer._io import DiskFullError
+from rltransfer._progress import bar_timing
 from rltransfer.experiment.config import Experiment, load_experiment
 from rltransfer.experiment.driver import held_by, plan_states, run, tensorboard_command
 from rltransfer.experiment.plan import make_plan
 from rltransfer.experiment.progress import run_label
 from rltransfer.report import build_report, table
+from rltransfer.report.calibration import write_calibration
 from rltransfer.report.markdown import describe_source
 from rltransfer.report.summary import summary_table
 from rltransfer.report.tables import fmt_number
@@ -139,6 +143,25 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dirs", nargs="+", help="experiment output folders (holding metrics.json)")
     p.set_defaults(func=cmd_summary)
 
+    p = sub.add_parser("calibrate", help="measure how well the report's intervals and "
+                                         "verdicts hold, on a pool of many seeds",
+                       description="Draw many small experiments from an experiment folder of "
+                                   "many seeds (scratch and one method whose seeds start from "
+                                   "sources of their own, e.g. calibration_pool_cartpole) and "
+                                   "measure how often each 95%% interval covers the pool's "
+                                   "value, how often a verdict rule errs under the null, and "
+                                   "the adopted rule's power; writes calibration.md and "
+                                   "calibration.json into the folder.")
+    p.add_argument("dir", help="the pool's experiment folder (holding experiment.json)")
+    p.add_argument("--method", default="finetune",
+                   help="the transfer method of the pool (default finetune)")
+    p.add_argument("--draws", type=_positive, default=4000,
+                   help="experiments drawn per measurement (default 4000)")
+    p.add_argument("--n-seeds", type=_positive, default=5,
+                   help="seeds per method in a drawn experiment (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+    p.set_defaults(func=cmd_calibrate)
+
     p = sub.add_parser("demo", help="the CartPole demo experiment (a few minutes on 2 cores)",
                        description="Run the shipped experiment cartpole_demo "
                                    "(experiments/cartpole_demo.yaml): pretrain on CartPole, "
@@ -179,6 +202,28 @@ def dry_run_text(exp: Experiment, out: str | os.PathLike,
         lines.append(f"  {s.state:<9} {spec.run_id}  {run_label(spec):<40} "
                      f"{s.step:,}/{spec.steps:,} steps")
     return "\n".join(lines)
+
+
+def _positive(text: str) -> int:
+    """A whole number >= 1, checked before anything runs."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a whole number >= 1")
+    return value
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """The interval and verdict study (:mod:`rltransfer.report.calibration`) on a pool."""
+    total = args.draws * 2 + args.draws * 2 + (args.draws // 4) * 3 * 4
+    with tqdm(total=total, desc="calibrate", unit="draw", **bar_timing()) as bar:
+        md, _ = write_calibration(args.dir, method=args.method, draws=args.draws,
+                                  n_seeds=args.n_seeds, seed=args.seed, progress=bar.update)
+    print(md.read_text())
+    print(f"written: {md} and {md.with_suffix('.json')}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

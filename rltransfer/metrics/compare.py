@@ -42,9 +42,28 @@ from rltransfer.metrics.per_run import (
     curve_dip,
     per_run_metrics,
 )
+from rltransfer.metrics.trimmed import Interval, holm, ratio_ci, trimmed_ci, yuen_ci
 
 Verdict = Literal["positive", "negative", "inconclusive"]
 """A method's transfer verdict against the baseline."""
+
+IntervalKind = Literal["trimmed_t", "percentile"]
+"""How :func:`compute` gives intervals: ``"trimmed_t"`` (the default, adopted for the
+reports: Yuen's trimmed t for differences, Tukey-McLaughlin for one method's IQM, a
+delta-method trimmed t for the speed-up; :mod:`rltransfer.metrics.trimmed`) or
+``"percentile"`` (rliable's stratified percentile bootstrap, the reports' interval before;
+it covers less than its nominal level with 5 seeds, as docs/metrics.md measures)."""
+
+FAMILY_ALPHA = 0.05
+"""Family-wise error rate of the adjusted verdicts: Holm's procedure over an experiment's
+methods (all of them against scratch, on the AUC difference, with Yuen's test)."""
+
+SpeedupKind = Literal["estimate", "lower_bound", "upper_bound", "at_step_0", "not_measured"]
+"""What a speed-up is, given censored and step-0 times: an estimate; a lower bound
+(scratch's times censored at the budget, or some of the method's held from step 0); an
+upper bound (the method's censored, or scratch's held from step 0); ``at_step_0`` (the
+method's IQM time is 0: only the lower bound scratch's time / one evaluation interval
+exists); ``not_measured`` (bounds on both sides: neither a bound nor an estimate)."""
 
 PRIMARY_METRIC = "auc"
 """The metric whose difference to scratch decides the verdict (shift-invariant, uses the
@@ -109,6 +128,7 @@ def compute(
     min_seeds: int = MIN_SEEDS_FOR_VERDICT,
     backend: Backend = "auto",
     sustain: int = DEFAULT_SUSTAIN,
+    interval: IntervalKind = "trimmed_t",
 ) -> dict[str, Any]:
     """All metrics per method, against the baseline, as a JSON-able dict.
 
@@ -126,6 +146,9 @@ def compute(
         final_k: evaluations averaged by :func:`final_return`.
         min_seeds: fewer seeds in a method or in the baseline makes its verdict inconclusive.
         backend: bootstrap backend, see :func:`bootstrap_ci`.
+        interval: ``"trimmed_t"`` (default) or ``"percentile"``, see :data:`IntervalKind`.
+            The transfer ratio, the probability of improvement and the curves' bands are
+            bootstrapped either way.
 
     Returns:
         ``{"baseline", "primary_metric", "threshold", "budget", "sustain", "final_k",
@@ -139,7 +162,12 @@ def compute(
         times over IQM of the method's, higher is better; each time is floored at the first
         positive evaluation step, one evaluation interval, so a method above the threshold
         from step 0 on gives a finite lower bound), ``probability_of_improvement`` (on the
-        primary metric), ``verdict`` and ``notes`` (which say when the speed-up is a bound).
+        primary metric), ``verdict`` (its own interval against 0), ``verdict_holm`` (Holm's
+        procedure over the family of every method against the baseline, at
+        :data:`FAMILY_ALPHA`; None with ``interval="percentile"``, which has no p-value) and
+        ``notes`` (which say when the speed-up is a bound). The speed-up also has ``kind``
+        (:data:`SpeedupKind`) and ``bound`` (scratch's time over one evaluation interval, for
+        ``at_step_0``). ``family`` names the methods Holm's procedure adjusts over.
         Missing numbers (no CI with one seed, undefined ratios) are None.
 
     Example (five seeds per method, four evaluations; finetune starts ~190 higher):
@@ -201,7 +229,10 @@ def compute(
             "dip": curve_dip(steps, c),
         }
         for name in metric_names:
-            if n >= 2:
+            if n >= 2 and interval == "trimmed_t":
+                iv = trimmed_ci(ps[name], level=level)
+                entry["metrics"][name] = _interval(iqm(ps[name]), iv.low, iv.high)
+            elif n >= 2:
                 p, lo, hi, _ = boot(IQM, col(ps[name]))
                 entry["metrics"][name] = _interval(p[0], lo[0], hi[0])
             else:
@@ -222,9 +253,12 @@ def compute(
                     boot,
                     floor,
                     baseline,
+                    interval,
+                    level,
                 )
             )
         out_methods[method] = entry
+    family = _adjust(out_methods, baseline, interval, min_seeds)
 
     return {
         "baseline": baseline,
@@ -239,12 +273,48 @@ def compute(
             "level": level,
             "reps": reps,
             "seed": seed,
-            "method": "stratified percentile bootstrap over seeds, IQM",
+            "method": CI_METHODS[interval],
+            "interval": interval,
             "backend": used,
         },
+        "family": family,
         "notes": notes,
         "methods": out_methods,
     }
+
+
+CI_METHODS: dict[str, str] = {
+    "trimmed_t": "trimmed t over seeds, IQM: Yuen's interval for differences, "
+                 "Tukey-McLaughlin for one method, delta-method on the log for the speed-up",
+    "percentile": "stratified percentile bootstrap over seeds, IQM",
+}
+"""What ``metrics.json``'s ``ci.method`` says for each :data:`IntervalKind`."""
+
+
+def _adjust(methods: dict[str, Any], baseline: str, interval: IntervalKind,
+            min_seeds: int) -> dict[str, Any]:
+    """Holm's verdicts over the family of every method against the baseline (set in place
+    as ``verdict_holm``), and the family's description. A method with fewer than
+    ``min_seeds`` seeds (or against a baseline with fewer) counts in the family and is never
+    rejected."""
+    labels = [k for k, e in methods.items() if k != baseline and "verdict" in e]
+    n_base = methods[baseline]["n_seeds"] if baseline in methods else 0
+    family = {"methods": labels, "size": len(labels), "alpha": FAMILY_ALPHA,
+              "metric": PRIMARY_METRIC,
+              "rule": ("Holm over the family, Yuen's trimmed t test of the AUC difference"
+                       if interval == "trimmed_t" else None)}
+    if interval != "trimmed_t":
+        for k in labels:
+            methods[k]["verdict_holm"] = None
+        return family
+    diffs = [methods[k]["difference"][PRIMARY_METRIC] for k in labels]
+    p = np.array([d.get("p") if min(methods[k]["n_seeds"], n_base) >= min_seeds else None
+                  for k, d in zip(labels, diffs, strict=True)], dtype=float)
+    for k, d, rejected in zip(labels, diffs, holm(p, alpha=FAMILY_ALPHA), strict=True):
+        methods[k]["verdict_holm"] = (
+            "inconclusive" if not rejected or not d["iqm"]
+            else "positive" if d["iqm"] > 0 else "negative")
+    return family
 
 
 def _against_baseline(
@@ -258,6 +328,8 @@ def _against_baseline(
     boot: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, str]],
     floor: float | None,
     baseline: str,
+    interval: IntervalKind = "trimmed_t",
+    level: float = 0.95,
 ) -> dict[str, Any]:
     """Difference, ratios, probability of improvement and verdict of one method."""
     has_ci = min(n, n_base) >= 2
@@ -272,9 +344,20 @@ def _against_baseline(
             return float(p[0]), float(lo[0]), float(hi[0])
         return float(stat(col(x), col(y))[0]), None, None
 
+    def t_est(test: Callable[..., Interval], x: np.ndarray, y: np.ndarray,
+              stat: Stat) -> dict[str, float | None]:
+        point = float(stat(col(x), col(y))[0])
+        if not has_ci:
+            return {**_interval(point, None, None), "p": None}
+        iv = test(x, y, level=level)
+        return {**_interval(point, iv.low, iv.high), "p": _num(iv.p)}
+
     difference = {}
     for name in metric_names:
-        difference[name] = _interval(*est(IQM_DIFF, ps[name], base[name]))
+        if interval == "trimmed_t":
+            difference[name] = t_est(yuen_ci, ps[name], base[name], IQM_DIFF)
+        else:
+            difference[name] = _interval(*est(IQM_DIFF, ps[name], base[name]))
 
     ratio = _interval(*est(iqm_ratio(reference), ps["auc"], base["auc"]))
     if ratio["iqm"] is None:
@@ -284,8 +367,14 @@ def _against_baseline(
         "transfer_ratio": {"value": ratio["iqm"], "low": ratio["low"], "high": ratio["high"]},
     }
     if "time_to_threshold" in metric_names:
+        def speed_ratio(x: np.ndarray, y: np.ndarray) -> tuple[float, Any, Any]:
+            if interval == "trimmed_t":
+                d = t_est(ratio_ci, x, y, iqm_ratio(0.0))
+                return d["iqm"] if d["iqm"] is not None else math.nan, d["low"], d["high"]
+            return est(iqm_ratio(0.0), x, y)
+
         out["time_to_threshold_speedup"], speed_notes = _speedup(
-            ps, base, floor, baseline, lambda x, y: est(iqm_ratio(0.0), x, y)
+            ps, base, floor, baseline, speed_ratio
         )
         notes += speed_notes
     poi = _interval(*est(POI, ps[PRIMARY_METRIC], base[PRIMARY_METRIC]))
@@ -318,6 +407,8 @@ def _speedup(
     notes: list[str] = []
     t_method = np.asarray(ps["time_to_threshold"], dtype=float)
     t_base = np.asarray(base["time_to_threshold"], dtype=float)
+    raw_method, raw_base = t_method, t_base
+    floored = {"lower": 0, "upper": 0}
     if floor is not None:
         sides = (
             ("this method", t_method, ps["censored"], "lower"),
@@ -325,6 +416,7 @@ def _speedup(
         )
         for who, t, censored, bound in sides:
             k = int(np.sum((t < floor) & ~np.asarray(censored, dtype=bool)))
+            floored[bound] += k
             if k:
                 notes.append(
                     f"time to threshold is 0 for {k}/{t.size} seeds of {who} (the threshold is "
@@ -350,4 +442,27 @@ def _speedup(
         notes.append(
             "with censoring on both sides the speed-up is neither a bound nor an estimate."
         )
-    return {"value": s["iqm"], "low": s["low"], "high": s["high"]}, notes
+    lower = bool(c_base or floored["lower"])
+    upper = bool(c_method or floored["upper"])
+    kind: SpeedupKind = ("not_measured" if lower and upper else "lower_bound" if lower
+                         else "upper_bound" if upper else "estimate")
+    bound = None
+    if floor is not None and kind != "not_measured" and iqm(raw_method) < floor:
+        kind = "at_step_0"
+        bound = _num(iqm(raw_base) / floor)
+        notes.append(
+            f"this method holds the threshold from step 0 (IQM time 0): its speed-up is "
+            f"reported as at step 0, with the lower bound {baseline}'s IQM time / one "
+            f"evaluation interval = {fmt_ratio(bound)}, not as an estimate."
+        )
+    elif kind == "not_measured":
+        notes.append("the speed-up is reported as not measured (bounds on both sides).")
+    return {"value": s["iqm"], "low": s["low"], "high": s["high"], "kind": kind,
+            "bound": bound}, notes
+
+
+def fmt_ratio(x: float | None) -> str:
+    """``15×``, ``2.3×``: a ratio in notes (``n/a`` when undefined)."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{x:.1f}×" if x < 100 else f"{x:,.0f}×"

@@ -61,11 +61,11 @@ def _parts(x: np.ndarray, trim: float) -> tuple[float, float, int]:
 
 
 def _t_interval(point: float, se2: float, df: float, level: float) -> Interval:
+    if se2 == 0.0:  # every kept seed the same: no spread to put an interval on
+        return Interval(point, point, point, 1.0 if point == 0 else 0.0)
     if not (math.isfinite(se2) and math.isfinite(df)) or df <= 0:
         return Interval(point, math.nan, math.nan)
     se = math.sqrt(se2)
-    if se == 0.0:  # every seed the same: no spread to put an interval on
-        return Interval(point, point, point, 1.0 if point == 0 else 0.0)
     q = float(stats.t.ppf(0.5 + level / 2, df))
     p = float(2 * stats.t.sf(abs(point) / se, df))
     return Interval(point, point - q * se, point + q * se, p)
@@ -136,8 +136,10 @@ def holm(p: np.ndarray, *, alpha: float = 0.05) -> np.ndarray:
     rejected (and count in ``m``).
 
     Example:
-        >>> holm(np.array([0.001, 0.04, 0.02]), alpha=0.05).tolist()
-        [True, False, True]
+        >>> holm(np.array([0.001, 0.04, 0.02]), alpha=0.05).tolist()  # 0.02 < 0.05 / 2
+        [True, True, True]
+        >>> holm(np.array([0.001, 0.04, 0.03]), alpha=0.05).tolist()  # 0.03 > 0.05 / 2: stop
+        [True, False, False]
     """
     p = np.asarray(p, dtype=float)
     m = p.size

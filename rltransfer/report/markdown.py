@@ -31,6 +31,29 @@ from rltransfer.report.tables import (
 )
 
 
+def ci_words(m: Mapping[str, Any]) -> str:
+    """How the report's intervals were made, in words."""
+    if (m.get("ci") or {}).get("interval") == "trimmed_t":
+        return ("trimmed t intervals: Yuen's for differences, Tukey-McLaughlin for one "
+                "method, delta-method on the log for the speed-up; the transfer ratio and "
+                f"P(improvement) by stratified percentile bootstrap, {m['ci']['reps']} "
+                f"resamples, seed {m['ci']['seed']}; coverage measured in docs/metrics.md")
+    return f"stratified bootstrap, {m['ci']['reps']} resamples, seed {m['ci']['seed']}"
+
+
+def family_words(m: Mapping[str, Any], base: str) -> str:
+    """The family-wise rule and the family it adjusts over, in words ("" without one)."""
+    fam = m.get("family") or {}
+    if not fam.get("rule"):
+        return ""
+    names = ", ".join(fam["methods"])
+    return (f"*Family-wise*: the same verdicts after Holm's procedure over the family of all "
+            f"{fam['size']} methods against {base} ({names}), with Yuen's trimmed t test of "
+            f"the AUC difference, so that the chance of calling any method positive or "
+            f"negative when none differs from {base} is at most {fam['alpha']:.0%} "
+            "(measured in docs/metrics.md).")
+
+
 def _verdict_line(label: str, e: Mapping[str, Any], base: str, level: float) -> str:
     v = e.get("verdict", "inconclusive")
     d = e.get("difference", {}).get(mt.PRIMARY_METRIC, {})
@@ -49,6 +72,9 @@ def _verdict_line(label: str, e: Mapping[str, Any], base: str, level: float) -> 
         text = f"**{label}: inconclusive.** AUC difference {diff}: the {pct} CI contains 0."
     if e.get("n_seeds", 0) < mt.MIN_SEEDS_FOR_VERDICT and v == "inconclusive":
         text += f" (Fewer than {mt.MIN_SEEDS_FOR_VERDICT} seeds: inconclusive by rule.)"
+    holm = e.get("verdict_holm")
+    if holm is not None and holm != v:
+        text += f" Family-wise (Holm): {holm}."
     poi = e.get("probability_of_improvement")
     if poi and poi.get("value") is not None:
         text += f" P(improvement over {base}) = {fmt_ci(poi, 'value')}."
@@ -125,6 +151,7 @@ def describe_source(cfg: Mapping[str, Any], done: Mapping[str, Any], *,
 def _methods_section(res: Results) -> list[str]:
     """What each method starts from (source run, encoder), from the runs' config.json."""
     first: dict[str, dict[str, Any]] = {}
+    source_ids: dict[str, set[str]] = {}
     sources: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for r in res.runs:
         cfg = res.run_configs.get(r.run_id)
@@ -132,6 +159,8 @@ def _methods_section(res: Results) -> list[str]:
             continue
         if r.kind == "transfer":
             first.setdefault(r.method, cfg)
+            if cfg.get("source_id"):
+                source_ids.setdefault(r.method, set()).add(str(cfg["source_id"]))
         else:
             sources[r.run_id] = (cfg, res.run_done.get(r.run_id, {}))
     if not first:
@@ -156,9 +185,26 @@ def _methods_section(res: Results) -> list[str]:
             if sid in sources
             else (f"run `{sid}`" if sid else "its own initialization")
         )
+        if len(source_ids.get(label, ())) > 1:
+            start = _many_sources(sorted(source_ids[label]), sources)
         spec = json.dumps(cfg.get("method_spec"), sort_keys=True)
         lines.append(f"| {label} | `{spec}` | {start} | {encoder(cfg)} |")
     return lines + [""]
+
+
+def _many_sources(ids: list[str], sources: Mapping[str, tuple[dict[str, Any],
+                                                               dict[str, Any]]]) -> str:
+    """A method whose seeds start from sources of their own: how many, and their returns."""
+    known = [sources[i] for i in ids if i in sources]
+    cfg = known[0][0] if known else {}
+    rets = [d.get("final_return") for _, d in known if d.get("final_return") is not None]
+    seeds = sorted(int(c.get("seed", 0)) for c, _ in known)
+    text = (f"**{len(ids)} source runs**, one per transfer seed or group of seeds (source seeds "
+            f"{', '.join(map(str, seeds))}): {describe_source(cfg, {}) if cfg else '?'}")
+    if rets:
+        text += (f"; final returns {fmt_number(min(rets))} to {fmt_number(max(rets))} "
+                 f"(IQM {fmt_number(mt.iqm(np.array(rets)))})")
+    return text
 
 
 def _dip_lines(m: Mapping[str, Any]) -> list[str]:
@@ -280,9 +326,8 @@ def render_markdown(res: Results, doc: Mapping[str, Any],
         base = m["baseline"]
         level = m["ci"]["level"]
         lines += [
-            f"Interquartile mean (IQM) over seeds with {level:.0%} stratified bootstrap CI "
-            f"({m['ci']['reps']} resamples, seed {m['ci']['seed']}); AUC is the mean return "
-            "over training"
+            f"Interquartile mean (IQM) over seeds with {level:.0%} CI ({ci_words(m)}); AUC is "
+            "the mean return over training"
             + (
                 "; time to threshold is the first evaluation step from which the return stays "
                 f"at or above {fmt_number(m['threshold'])} for k = {m['sustain']} evaluations in a "
@@ -295,8 +340,8 @@ def render_markdown(res: Results, doc: Mapping[str, Any],
             + ". Definitions: README, section Metrics.",
             "",
             "| method | seeds | jumpstart | final return | AUC | time to threshold "
-            "| speed-up | transfer ratio | P(improvement) | verdict |",
-            "|---|---:|---|---|---|---|---|---|---|---|",
+            "| speed-up | transfer ratio | P(improvement) | verdict | verdict, family-wise |",
+            "|---|---:|---|---|---|---|---|---|---|---|---|",
         ]
         for label, e in m["methods"].items():
             is_base = label == base
@@ -314,6 +359,7 @@ def render_markdown(res: Results, doc: Mapping[str, Any],
                         "—" if is_base else fmt_ci(e.get("transfer_ratio"), "value"),
                         "—" if is_base else fmt_ci(e.get("probability_of_improvement"), "value"),
                         "baseline" if is_base else e.get("verdict", "n/a"),
+                        "—" if is_base else (e.get("verdict_holm") or "n/a"),
                     ]
                 )
                 + " |"
@@ -349,9 +395,9 @@ def render_markdown(res: Results, doc: Mapping[str, Any],
                 f"Rule: a method is *positive* when the {level:.0%} CI of its AUC minus "
                 f"{base}'s AUC lies entirely above 0, *negative* when it lies entirely below 0, "
                 f"and *inconclusive* otherwise or with fewer than {mt.MIN_SEEDS_FOR_VERDICT} "
-                "seeds. The transfer ratio is (AUC − r_ref) / (AUC of "
-                f"{base} − r_ref) with r_ref = {fmt_number(m['reference_return'])}, the lowest "
-                "evaluation return of any run.",
+                "seeds. " + family_words(m, base) + " The transfer ratio is (AUC − r_ref) / "
+                f"(AUC of {base} − r_ref) with r_ref = {fmt_number(m['reference_return'])}, "
+                "the lowest evaluation return of any run.",
             ]
         lines += ["", "## Curves", "", "![IQM learning curves](curves.png)", ""]
         lines += _dip_lines(m)

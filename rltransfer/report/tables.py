@@ -53,19 +53,40 @@ def metrics_of(metrics: Mapping[str, Any]) -> Mapping[str, Any]:
     raise ValueError("not a metrics dict: expected a 'methods' key (or 'metrics.methods')")
 
 
+SPEEDUP_MARKS = {"lower_bound": "≥ ", "upper_bound": "≤ "}
+"""How a speed-up that is a bound is marked (``≥ 1.2× [1.0, 1.4]``): its ``kind``."""
+
+
 def fmt_speedup(d: Mapping[str, Any] | None) -> str:
-    """``3.2× [2.1, 5.0]``: a time-to-threshold speed-up with its CI."""
+    """``3.2× [2.1, 5.0]``: a time-to-threshold speed-up with its CI, marked by its ``kind``:
+    ``≥`` a lower bound, ``≤`` an upper bound, ``at step 0 (≥ 15×)`` for a method that holds
+    the threshold from step 0, ``not measured`` with bounds on both sides.
+
+    Example:
+        >>> fmt_speedup({"value": 3.2, "low": 2.1, "high": 5.0, "kind": "estimate"})
+        '3.2× [2.1, 5.0]'
+        >>> fmt_speedup({"value": 15.0, "low": 12.0, "high": 19.7, "kind": "at_step_0",
+        ...              "bound": 15.0})
+        'at step 0 (≥ 15.0×)'
+    """
 
     def f(x: float) -> str:
         if not math.isfinite(x):
             return "n/a"
         return f"{x:.2f}" if abs(x) < 1 else (f"{x:.1f}" if abs(x) < 100 else fmt_number(x))
 
+    kind = (d or {}).get("kind")
+    if kind == "not_measured":
+        return "not measured"
+    if kind == "at_step_0":
+        bound = (d or {}).get("bound")
+        return "at step 0" + (f" (≥ {f(bound)}×)" if bound is not None else "")
     if not d or d.get("value") is None:
         return "n/a"
+    mark = SPEEDUP_MARKS.get(str(kind), "")
     if d.get("low") is None or d.get("high") is None:
-        return f"{f(d['value'])}×"
-    return f"{f(d['value'])}× [{f(d['low'])}, {f(d['high'])}]"
+        return f"{mark}{f(d['value'])}×"
+    return f"{mark}{f(d['value'])}× [{f(d['low'])}, {f(d['high'])}]"
 
 
 def censored(entry: Mapping[str, Any]) -> tuple[int, int]:
