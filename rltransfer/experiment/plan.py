@@ -65,7 +65,8 @@ class RunSpec:
     """``"pretrain"`` (the source agent), ``"pretrain-encoder"`` (a self-supervised source)
     or ``"transfer"``."""
     method: str
-    """The method label (``"pretrain"`` for the source agent, ``"source:<name>"`` for a
+    """The method label (``"pretrain"`` for the source agent, ``"pretrain, seed <k>"`` for
+    each of its seeds with ``source_seeds``, ``"source:<name>"`` for a
     named source)."""
     method_spec: Any
     """The method spec (transfer), or the options of a ``pretrain-encoder`` run."""
@@ -165,7 +166,7 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
     def preset_identity(p: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in p.items() if k not in ("source", "match")}
 
-    def agent_source(seed: int) -> RunSpec:
+    def agent_source(seed: int, label: str = "pretrain") -> RunSpec:
         preset = exp.source_preset
         every = max(exp.source_steps // SOURCE_EVAL_POINTS, 1)
         identity = {
@@ -176,7 +177,7 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
         }
         rid = run_id_of(identity)
         return RunSpec(
-            run_id=rid, kind="pretrain", method="pretrain", method_spec=None,
+            run_id=rid, kind="pretrain", method=label, method_spec=None,
             seed=seed, env=exp.source.to_json(), algo=exp.algo, preset=preset,
             steps=exp.source_steps, eval_every=every, eval_episodes=SOURCE_EVAL_EPISODES,
             on_mismatch=exp.on_mismatch, source_id=None, identity=identity,
@@ -192,7 +193,8 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
             for seed in exp.seeds:
                 k = exp.source_seed_for(seed)
                 assert k is not None
-                sources.setdefault(source_key(AGENT_SOURCE, k), agent_source(k))
+                sources.setdefault(source_key(AGENT_SOURCE, k),
+                                   agent_source(k, f"pretrain, seed {k}"))
     for name in exp.used_sources:
         if name in exp.named_agents:
             agent = exp.named_agents[name]

@@ -111,6 +111,16 @@ def _error_excerpt(text: str, head: int = 1, tail: int = 3) -> str:
     return "\n".join([*lines[:head], "...", *lines[-tail:]])
 
 
+def _source_label(name: str) -> str:
+    """A source run's label from its name in experiment.json: ``pretrain`` (``agent``),
+    ``pretrain, seed 3`` (``agent/seed_3``, a source per transfer seed), ``source:<name>``."""
+    if name == "agent":
+        return "pretrain"
+    if name.startswith("agent/seed_"):
+        return f"pretrain, seed {name.removeprefix('agent/seed_')}"
+    return f"source:{name}"
+
+
 def load_results(out_dir: str | os.PathLike[str]) -> Results:
     """Read an experiment output folder.
 
@@ -139,8 +149,7 @@ def load_results(out_dir: str | os.PathLike[str]) -> Results:
 
     # a source run may have been made for another experiment (the cache is shared by
     # content): its label here is the one this experiment gives it, not its config's
-    source_labels = {str(s.get("run_id")): ("pretrain" if name.split("/")[0] == "agent"
-                                            else f"source:{name}")
+    source_labels = {str(s.get("run_id")): _source_label(name)
                      for name, s in (experiment.get("sources") or {}).items()
                      if isinstance(s, dict)}
     run_dirs = sorted(p for p in (out / rundir.RUNS).glob("*") if p.is_dir())
