@@ -15,27 +15,35 @@ from rltransfer.report.tables import fmt_speedup
 @pytest.mark.parametrize("n_x,n_y", [(5, 5), (5, 8), (12, 7)])
 def test_yuen_p_value_is_scipys_trimmed_welch_test(rng, n_x, n_y):
     x, y = rng.normal(1.0, 2.0, n_x), rng.lognormal(0.0, 1.0, n_y)
-    iv = yuen_ci(x, y)
+    iv = yuen_ci(x, y, df="welch")
     ref = stats.ttest_ind(x, y, trim=0.25, equal_var=False)
     assert iv.p == pytest.approx(float(ref.pvalue), rel=1e-10)
     assert iv.point == pytest.approx(stats.trim_mean(x, 0.25) - stats.trim_mean(y, 0.25))
     # the interval excludes 0 exactly when the test rejects at 5%
     assert (iv.low > 0 or iv.high < 0) == (iv.p < 0.05)
+    # Hsu's degrees of freedom, min(h) - 1, are fewer: a wider interval, a larger p-value
+    hsu = yuen_ci(x, y)
+    assert hsu.point == iv.point and hsu.p >= iv.p and hsu.high - hsu.low >= iv.high - iv.low
+    h = min(n - 2 * int(0.25 * n) for n in (n_x, n_y))
+    t = abs(iv.point) / ((iv.high - iv.low) / 2 / stats.t.ppf(0.975, ref.df))
+    assert hsu.p == pytest.approx(2 * stats.t.sf(t, h - 1))
 
 
 def test_trimmed_t_covers_at_five_seeds_where_the_percentile_bootstrap_does_not(rng):
     """On normal data with 5 seeds a side, the 95% trimmed t interval of a difference covers
     about 95% of the time; the percentile bootstrap of the same IQM difference, less (93%
     here; on the CartPole pool, docs/metrics.md, far less). Seeded, so not flaky."""
-    draws, hits_t, hits_boot = 2000, 0, 0
+    draws, hits_t, hits_boot, hits_hsu = 2000, 0, 0, 0
     for d in range(draws):
         x, y = rng.normal(3.0, 1.0, 5), rng.normal(0.0, 1.0, 5)
-        t = yuen_ci(x, y)
+        t = yuen_ci(x, y, df="welch")
         hits_t += t.low <= 3.0 <= t.high
+        hsu = yuen_ci(x, y)
+        hits_hsu += hsu.low <= 3.0 <= hsu.high
         _, lo, hi, _ = mt.bootstrap_ci(mt.bootstrap.IQM_DIFF, x[:, None], y[:, None],
                                        reps=500, seed=d, backend="builtin")
         hits_boot += lo[0] <= 3.0 <= hi[0]
-    assert hits_t / draws >= 0.94
+    assert hits_t / draws >= 0.94 and hits_hsu / draws >= hits_t / draws
     assert hits_boot / draws < hits_t / draws - 0.01
 
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from rltransfer.metrics.bootstrap import IQM, IQM_DIFF, Stat, bootstrap_ci, iqm, iqm_ratio
-from rltransfer.metrics.trimmed import Interval, holm, ratio_ci, trimmed_ci, yuen_ci
+from rltransfer.metrics.trimmed import DfRule, Interval, holm, ratio_ci, trimmed_ci, yuen_ci
 
 LEVEL = 0.95
 ALPHA = 0.05
@@ -83,7 +83,8 @@ def _percentile(stat: Stat, *samples: np.ndarray, seed: int) -> Interval:
 INTERVALS: dict[str, dict[str, Callable[..., Interval]]] = {
     "auc_difference": {
         "percentile": lambda m, s, seed: _percentile(IQM_DIFF, m, s, seed=seed),
-        "trimmed_t": lambda m, s, seed: yuen_ci(m, s, level=LEVEL),
+        "yuen_welch": lambda m, s, seed: yuen_ci(m, s, level=LEVEL, df="welch"),
+        "yuen_hsu": lambda m, s, seed: yuen_ci(m, s, level=LEVEL, df="hsu"),
     },
     "auc_method": {
         "percentile": lambda m, s, seed: _percentile(IQM, m, seed=seed),
@@ -95,12 +96,17 @@ INTERVALS: dict[str, dict[str, Callable[..., Interval]]] = {
     },
     "speedup": {
         "percentile": lambda m, s, seed: _percentile(iqm_ratio(0.0), s, m, seed=seed),
-        "trimmed_t": lambda m, s, seed: ratio_ci(s, m, level=LEVEL),
+        "ratio_t": lambda m, s, seed: ratio_ci(s, m, level=LEVEL),
     },
 }
-"""Per quantity, the interval of a draw (method's values, scratch's values, bootstrap seed):
-the reports' old one (``percentile``, rliable's stratified percentile bootstrap, 2000
-resamples) and the adopted one (``trimmed_t``)."""
+"""Per quantity, the candidate intervals of a draw (method's values, scratch's values,
+bootstrap seed): rliable's stratified percentile bootstrap (``percentile``, 2000 resamples,
+the reports' interval before), Yuen's trimmed t with Welch's or Hsu's degrees of freedom,
+the one-sample trimmed t (Tukey-McLaughlin) and the delta-method ratio t."""
+
+ADOPTED = {"auc_difference": "yuen_hsu", "auc_method": "percentile",
+           "auc_scratch": "percentile", "speedup": "percentile"}
+"""The interval the reports use for each quantity (:func:`rltransfer.metrics.compute`)."""
 
 
 def draw_method(pool: Pool, n: int, rng: np.random.Generator, *,
@@ -173,17 +179,19 @@ def _verdicts(method_samples: Sequence[np.ndarray], base: np.ndarray, rule: str,
         ivs = [_percentile(IQM_DIFF, x, base, seed=seed + i) for i, x in
                enumerate(method_samples)]
         return np.array([iv.low > 0 or iv.high < 0 for iv in ivs])
-    tests = [yuen_ci(x, base, level=LEVEL) for x in method_samples]
-    if rule == "trimmed_t":
+    kind, _, df = rule.partition("_")
+    if kind not in ("yuen", "holm") or df not in ("welch", "hsu"):
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    tests = [yuen_ci(x, base, level=LEVEL, df=cast(DfRule, df)) for x in method_samples]
+    if kind == "yuen":
         return np.array([iv.low > 0 or iv.high < 0 for iv in tests])
-    if rule == "holm":
-        return holm(np.array([iv.p for iv in tests]), alpha=ALPHA)
-    raise ValueError(f"rule must be 'percentile', 'trimmed_t' or 'holm', got {rule!r}")
+    return holm(np.array([iv.p for iv in tests]), alpha=ALPHA)
 
 
-RULES = ("percentile", "trimmed_t", "holm")
+RULES = ("percentile", "yuen_welch", "yuen_hsu", "holm_welch", "holm_hsu")
 """Verdict rules: the old one (each method's percentile bootstrap interval excludes 0), each
-method's Yuen interval excludes 0 (unadjusted), and Holm's procedure over the family."""
+method's Yuen interval excludes 0 (unadjusted; Welch's or Hsu's degrees of freedom), and
+Holm's procedure over the family with Yuen's test (``holm_hsu``: the reports')."""
 
 
 def family_error(scratch: np.ndarray, *, family_sizes: Sequence[int] = (6, 12),
@@ -215,7 +223,8 @@ def family_error(scratch: np.ndarray, *, family_sizes: Sequence[int] = (6, 12),
 def power(pool: Pool, *, seeds: Sequence[int] = (3, 5, 10, 20),
           family_sizes: Sequence[int] = (1, 6, 12), draws: int = 1000,
           seed: int = 0, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """How often Holm's procedure calls the method positive, in a family of the method and
+    """How often the reports' rule (Holm's procedure over Yuen's tests with Hsu's degrees of
+    freedom) calls the method positive, in a family of the method and
     ``k - 1`` null methods (scratch in disguise), with ``n`` seeds each, the method's seeds
     from distinct sources.
 
@@ -233,7 +242,7 @@ def power(pool: Pool, *, seeds: Sequence[int] = (3, 5, 10, 20),
                 method = pool.method_auc[draw_method(pool, n, rng)]
                 nulls = [pool.scratch_auc[rng.choice(pool.scratch_auc.size, n, replace=True)]
                          for _ in range(k - 1)]
-                tests = [yuen_ci(x, base, level=LEVEL) for x in [method, *nulls]]
+                tests = [yuen_ci(x, base, level=LEVEL, df="hsu") for x in [method, *nulls]]
                 rejected = holm(np.array([t.p for t in tests]), alpha=ALPHA)
                 found += int(rejected[0] and tests[0].point > 0)
                 if progress is not None:
@@ -242,4 +251,5 @@ def power(pool: Pool, *, seeds: Sequence[int] = (3, 5, 10, 20),
     return out
 
 
-__all__ = ["INTERVALS", "RULES", "Pool", "coverage", "draw_method", "family_error", "power"]
+__all__ = ["ADOPTED", "INTERVALS", "RULES", "Pool", "coverage", "draw_method", "family_error",
+           "power"]

@@ -33,10 +33,10 @@ from rltransfer.report.tables import (
 
 def ci_words(m: Mapping[str, Any]) -> str:
     """How the report's intervals were made, in words."""
-    if (m.get("ci") or {}).get("interval") == "trimmed_t":
-        return ("trimmed t intervals: Yuen's for differences, Tukey-McLaughlin for one "
-                "method, delta-method on the log for the speed-up; the transfer ratio and "
-                f"P(improvement) by stratified percentile bootstrap, {m['ci']['reps']} "
+    if (m.get("ci") or {}).get("interval") == "yuen":
+        return ("differences from the baseline: Yuen's trimmed t with Hsu's conservative "
+                "degrees of freedom; one method's IQM, the speed-up, the transfer ratio and "
+                f"P(improvement): stratified percentile bootstrap, {m['ci']['reps']} "
                 f"resamples, seed {m['ci']['seed']}; coverage measured in docs/metrics.md")
     return f"stratified bootstrap, {m['ci']['reps']} resamples, seed {m['ci']['seed']}"
 

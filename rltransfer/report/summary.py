@@ -3,9 +3,11 @@
 :func:`summary_table` reads each experiment folder's ``metrics.json`` (nothing else, so it
 works on the committed ``docs/results/*``) and writes one markdown row per experiment: the
 pair, the algorithm, the budget, the best method by the primary metric (AUC difference to
-scratch), that method's speed-up in time to threshold (with how many seeds' times were censored
-at the budget, on either side) and its AUC difference with their 95% CIs, its verdict, and the
-command that regenerates the row.
+scratch), that method's speed-up in time to threshold (marked as an estimate, a bound, "at
+step 0" or "not measured", with how many seeds' times were censored at the budget, on either
+side) and its AUC difference with their 95% CIs, its verdict, its family-wise verdict (Holm
+over all of the experiment's methods, with the family's size), and the command that
+regenerates the row.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from rltransfer.report.tables import censored, fmt_number, fmt_signed, fmt_speed
 
 HEADER = (
     "| experiment | pair | algo | budget | best method (by ΔAUC) | speed-up to threshold "
-    "| ΔAUC vs scratch | verdict | regenerate |\n|---|---|---|---|---|---|---|---|---|"
+    "| ΔAUC vs scratch | verdict | family-wise | regenerate |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -47,13 +50,16 @@ def summary_row(folder: str | os.PathLike[str], command: str | None = None) -> s
              str(exp.get("algo")), fmt_number(exp.get("steps"))]
     label = best_method(m) if m else None
     if label is None:
-        return "| " + " | ".join([*cells, "—", "—", "—", "no result", cmd]) + " |"
+        return "| " + " | ".join([*cells, "—", "—", "—", "no result", "—", cmd]) + " |"
     e = m["methods"][label]
     d = e["difference"][m.get("primary_metric", "auc")]
     speed = fmt_speedup(e.get("time_to_threshold_speedup")) + _censored(m, e) \
         if m.get("threshold") is not None else "no threshold"
+    family = m.get("family") or {}
+    holm = (f"{e['verdict_holm']} (of {family.get('size')})" if e.get("verdict_holm")
+            else "—")
     return "| " + " | ".join([*cells, label, speed, fmt_signed(d), e.get("verdict", "—"),
-                              cmd]) + " |"
+                              holm, cmd]) + " |"
 
 
 def _censored(metrics: Mapping[str, Any], e: Mapping[str, Any]) -> str:

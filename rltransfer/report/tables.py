@@ -124,7 +124,9 @@ def table(metrics: Mapping[str, Any]) -> str:
     Values are IQM over seeds with the 95% CI in brackets; ``dAUC`` is the IQM difference
     method minus baseline; ``ratio`` the transfer ratio; ``TTT`` the sustained time to
     threshold; ``speed-up`` the baseline's time to threshold over the method's (higher is
-    better); ``P(imp)`` the probability of improvement on AUC.
+    better); ``P(imp)`` the probability of improvement on AUC; ``verdict`` from the method's
+    own interval of the AUC difference, ``family-wise`` after Holm's procedure over all the
+    experiment's methods.
 
     Args:
         metrics: the dict returned by :func:`rltransfer.metrics.compute`, or a loaded
@@ -137,10 +139,10 @@ def table(metrics: Mapping[str, Any]) -> str:
         >>> curves = {"scratch": np.linspace(10, 300, 4) + rng.normal(0, 5, (5, 4)),
         ...           "finetune": np.linspace(200, 500, 4) + rng.normal(0, 5, (5, 4))}
         >>> print(table(compute(curves, np.array([0, 100, 200, 300]), reps=200)))
-        method    n  jumpstart ... verdict
+        method    n  jumpstart ... verdict   family-wise
         --------  -  ...
-        scratch   5  ... baseline
-        finetune  5  ... positive
+        scratch   5  ... baseline  -
+        finetune  5  ... positive  positive
     """
     m = metrics_of(metrics)
     base = m["baseline"]
@@ -156,6 +158,7 @@ def table(metrics: Mapping[str, Any]) -> str:
         "speed-up",
         "P(imp)",
         "verdict",
+        "family-wise",
     ]
     rows = [header]
     for label, e in m["methods"].items():
@@ -173,6 +176,7 @@ def table(metrics: Mapping[str, Any]) -> str:
                 "-" if is_base else fmt_speedup(e.get("time_to_threshold_speedup")),
                 "-" if is_base else fmt_ci(e.get("probability_of_improvement"), "value"),
                 "baseline" if is_base else e.get("verdict", "n/a"),
+                "-" if is_base else (e.get("verdict_holm") or "n/a"),
             ]
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
