@@ -91,7 +91,8 @@ def test_run_command_names_an_unknown_experiment(capsys):
 
     assert main(["run", "no_such_experiment"]) == 2
     err = capsys.readouterr().err
-    assert "'no_such_experiment'" in err and "shipped experiments: cartpole_demo," in err
+    assert "'no_such_experiment'" in err
+    assert "shipped experiments: calibration_pool_cartpole, cartpole_demo," in err
 
 
 # ---------------------------------------------------------------------- built packages

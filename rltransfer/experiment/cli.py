@@ -219,8 +219,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     """The interval and verdict study (:mod:`rltransfer.report.calibration`) on a pool."""
     total = args.draws * 2 + args.draws * 2 + (args.draws // 4) * 3 * 4
     with tqdm(total=total, desc="calibrate", unit="draw", **bar_timing()) as bar:
+
+        def advance(k: int) -> None:
+            bar.update(k)
+
         md, _ = write_calibration(args.dir, method=args.method, draws=args.draws,
-                                  n_seeds=args.n_seeds, seed=args.seed, progress=bar.update)
+                                  n_seeds=args.n_seeds, seed=args.seed, progress=advance)
     print(md.read_text())
     print(f"written: {md} and {md.with_suffix('.json')}")
     return 0

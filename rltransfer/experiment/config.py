@@ -410,7 +410,7 @@ class Experiment:
         ``None`` when one source (``source_seed``) serves every transfer seed."""
         if self.source_seeds is None:
             return None
-        if self.source_seeds == "per_seed":
+        if isinstance(self.source_seeds, str):  # "per_seed"
             return seed
         return self.source_seeds[self.seeds.index(seed) % len(self.source_seeds)]
 

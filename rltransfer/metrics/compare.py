@@ -394,7 +394,7 @@ def _speedup(
     floor: float | None,
     baseline: str,
     ratio: Callable[[np.ndarray, np.ndarray], tuple[float, float | None, float | None]],
-) -> tuple[dict[str, float | None], list[str]]:
+) -> tuple[dict[str, Any], list[str]]:
     """Time-to-threshold speed-up IQM(baseline's times) / IQM(method's times), and its notes."""
     notes: list[str] = []
     t_method = np.asarray(ps["time_to_threshold"], dtype=float)
@@ -438,19 +438,19 @@ def _speedup(
     upper = bool(c_method or floored["upper"])
     kind: SpeedupKind = ("not_measured" if lower and upper else "lower_bound" if lower
                          else "upper_bound" if upper else "estimate")
-    bound = None
+    at_zero: float | None = None
     if floor is not None and kind != "not_measured" and iqm(raw_method) < floor:
         kind = "at_step_0"
-        bound = _num(iqm(raw_base) / floor)
+        at_zero = _num(iqm(raw_base) / floor)
         notes.append(
             f"this method holds the threshold from step 0 (IQM time 0): its speed-up is "
             f"reported as at step 0, with the lower bound {baseline}'s IQM time / one "
-            f"evaluation interval = {fmt_ratio(bound)}, not as an estimate."
+            f"evaluation interval = {fmt_ratio(at_zero)}, not as an estimate."
         )
     elif kind == "not_measured":
         notes.append("the speed-up is reported as not measured (bounds on both sides).")
     return {"value": s["iqm"], "low": s["low"], "high": s["high"], "kind": kind,
-            "bound": bound}, notes
+            "bound": at_zero}, notes
 
 
 def fmt_ratio(x: float | None) -> str:

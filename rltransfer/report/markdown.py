@@ -197,7 +197,7 @@ def _many_sources(ids: list[str], sources: Mapping[str, tuple[dict[str, Any],
     """A method whose seeds start from sources of their own: how many, and their returns."""
     known = [sources[i] for i in ids if i in sources]
     cfg = known[0][0] if known else {}
-    rets = [d.get("final_return") for _, d in known if d.get("final_return") is not None]
+    rets = [float(d["final_return"]) for _, d in known if d.get("final_return") is not None]
     seeds = sorted(int(c.get("seed", 0)) for c, _ in known)
     text = (f"**{len(ids)} source runs**, one per transfer seed or group of seeds (source seeds "
             f"{', '.join(map(str, seeds))}): {describe_source(cfg, {}) if cfg else '?'}")
