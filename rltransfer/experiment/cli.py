@@ -27,7 +27,7 @@ from rltransfer.experiment.driver import held_by, plan_states, run, tensorboard_
 from rltransfer.experiment.plan import make_plan
 from rltransfer.experiment.progress import run_label
 from rltransfer.report import build_report, table
-from rltransfer.report.calibration import write_calibration
+from rltransfer.report.calibration import study_size, write_calibration
 from rltransfer.report.markdown import describe_source
 from rltransfer.report.summary import summary_table
 from rltransfer.report.tables import fmt_number
@@ -217,8 +217,7 @@ def _positive(text: str) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """The interval and verdict study (:mod:`rltransfer.report.calibration`) on a pool."""
-    total = args.draws * 2 + args.draws * 2 + (args.draws // 4) * 3 * 4
-    with tqdm(total=total, desc="calibrate", unit="draw", **bar_timing()) as bar:
+    with tqdm(total=study_size(args.draws), desc="calibrate", unit="draw", **bar_timing()) as bar:
 
         def advance(k: int) -> None:
             bar.update(k)

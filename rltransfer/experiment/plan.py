@@ -166,54 +166,44 @@ def make_plan(exp: Experiment, out: str | os.PathLike,
     def preset_identity(p: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in p.items() if k not in ("source", "match")}
 
-    def agent_source(seed: int, label: str = "pretrain") -> RunSpec:
-        preset = exp.source_preset
-        every = max(exp.source_steps // SOURCE_EVAL_POINTS, 1)
+    def agent_source(member: Member, preset: dict[str, Any], seed: int, steps: int,
+                     label: str, tb: str) -> RunSpec:
+        """The pretrain run of an RL source agent: the experiment's ``agent`` or a named one."""
+        every = max(steps // SOURCE_EVAL_POINTS, 1)
         identity = {
-            "format": PLAN_FORMAT, "kind": "pretrain", "env": describe(exp.source),
+            "format": PLAN_FORMAT, "kind": "pretrain", "env": describe(member),
             "algo": exp.algo, "preset": preset_identity(preset), "seed": seed,
-            "steps": exp.source_steps,
-            "eval": {"every": every, "episodes": SOURCE_EVAL_EPISODES},
+            "steps": steps, "eval": {"every": every, "episodes": SOURCE_EVAL_EPISODES},
         }
         rid = run_id_of(identity)
         return RunSpec(
             run_id=rid, kind="pretrain", method=label, method_spec=None,
-            seed=seed, env=exp.source.to_json(), algo=exp.algo, preset=preset,
-            steps=exp.source_steps, eval_every=every, eval_episodes=SOURCE_EVAL_EPISODES,
+            seed=seed, env=member.to_json(), algo=exp.algo, preset=preset, steps=steps,
+            eval_every=every, eval_episodes=SOURCE_EVAL_EPISODES,
             on_mismatch=exp.on_mismatch, source_id=None, identity=identity,
-            run_dir=str(runs_dir / rid), tb_dir=str(tb_root / "pretrain" / f"seed_{seed}"),
+            run_dir=str(runs_dir / rid), tb_dir=str(tb_root / "pretrain" / tb),
             cache_dir=str(cache_dir / rid),
         )
 
     sources: dict[str, RunSpec] = {}
     if exp.needs_source:
         if exp.source_seeds is None:
-            sources[AGENT_SOURCE] = agent_source(exp.source_seed)
+            sources[AGENT_SOURCE] = agent_source(
+                exp.source, exp.source_preset, exp.source_seed, exp.source_steps, "pretrain",
+                f"seed_{exp.source_seed}")
         else:  # one source agent per transfer seed (or per group of them)
             for seed in exp.seeds:
                 k = exp.source_seed_for(seed)
                 assert k is not None
-                sources.setdefault(source_key(AGENT_SOURCE, k),
-                                   agent_source(k, f"pretrain, seed {k}"))
+                if source_key(AGENT_SOURCE, k) not in sources:
+                    sources[source_key(AGENT_SOURCE, k)] = agent_source(
+                        exp.source, exp.source_preset, k, exp.source_steps,
+                        f"pretrain, seed {k}", f"seed_{k}")
     for name in exp.used_sources:
         if name in exp.named_agents:
             agent = exp.named_agents[name]
-            member, preset, seed, steps = agent.member, agent.preset, agent.seed, agent.steps
-            every = max(steps // SOURCE_EVAL_POINTS, 1)
-            identity = {
-                "format": PLAN_FORMAT, "kind": "pretrain", "env": describe(member),
-                "algo": exp.algo, "preset": preset_identity(preset), "seed": seed,
-                "steps": steps, "eval": {"every": every, "episodes": SOURCE_EVAL_EPISODES},
-            }
-            rid = run_id_of(identity)
-            sources[name] = RunSpec(
-                run_id=rid, kind="pretrain", method=f"source:{name}", method_spec=None,
-                seed=seed, env=member.to_json(), algo=exp.algo, preset=preset, steps=steps,
-                eval_every=every, eval_episodes=SOURCE_EVAL_EPISODES,
-                on_mismatch=exp.on_mismatch, source_id=None, identity=identity,
-                run_dir=str(runs_dir / rid), tb_dir=str(tb_root / "pretrain" / safe_name(name)),
-                cache_dir=str(cache_dir / rid),
-            )
+            sources[name] = agent_source(agent.member, agent.preset, agent.seed, agent.steps,
+                                         f"source:{name}", safe_name(name))
         elif name != AGENT_SOURCE:
             sources[name] = _ssl_source(exp, name, exp.target_preset, describe(exp.source),
                                         runs_dir, tb_root, cache_dir)

@@ -42,7 +42,7 @@ from rltransfer.metrics.per_run import (
     curve_dip,
     per_run_metrics,
 )
-from rltransfer.metrics.trimmed import Interval, holm, yuen_ci
+from rltransfer.metrics.trimmed import holm, yuen_ci
 
 Verdict = Literal["positive", "negative", "inconclusive"]
 """A method's transfer verdict against the baseline."""
@@ -342,18 +342,17 @@ def _against_baseline(
             return float(p[0]), float(lo[0]), float(hi[0])
         return float(stat(col(x), col(y))[0]), None, None
 
-    def t_est(test: Callable[..., Interval], x: np.ndarray, y: np.ndarray,
-              stat: Stat) -> dict[str, float | None]:
-        point = float(stat(col(x), col(y))[0])
+    def yuen(x: np.ndarray, y: np.ndarray) -> dict[str, float | None]:
+        point = float(IQM_DIFF(col(x), col(y))[0])  # rliable's IQM, as every other number
         if not has_ci:
             return {**_interval(point, None, None), "p": None}
-        iv = test(x, y, level=level)
+        iv = yuen_ci(x, y, level=level)
         return {**_interval(point, iv.low, iv.high), "p": _num(iv.p)}
 
     difference = {}
     for name in metric_names:
         if interval == "yuen":
-            difference[name] = t_est(yuen_ci, ps[name], base[name], IQM_DIFF)
+            difference[name] = yuen(ps[name], base[name])
         else:
             difference[name] = _interval(*est(IQM_DIFF, ps[name], base[name]))
 

@@ -22,7 +22,7 @@ from rltransfer.metrics import calibration as cal
 from rltransfer.report.results import load_results
 from rltransfer.report.tables import fmt_number
 
-__all__ = ["load_pool", "render_calibration", "write_calibration"]
+__all__ = ["load_pool", "render_calibration", "study_size", "write_calibration"]
 
 
 def load_pool(out_dir: str | os.PathLike[str], method: str = "finetune",
@@ -74,6 +74,27 @@ def load_pool(out_dir: str | os.PathLike[str], method: str = "finetune",
     return pool, about
 
 
+QUANTITIES = {
+    "auc_difference": "IQM difference of AUC (method − scratch)",
+    "auc_method": "IQM of AUC, the method",
+    "auc_scratch": "IQM of AUC, scratch",
+    "speedup": "time-to-threshold speed-up",
+}
+DESIGNS = {"per_seed": "one source per seed (5 distinct sources)",
+           "one_source": "one source for all 5 seeds"}
+FAMILY_SIZES = (6, 12)
+"""Family sizes of the family-wise error study."""
+POWER_SEEDS = (3, 5, 10, 20)
+POWER_FAMILIES = (1, 6, 12)
+"""Seeds and family sizes of the power study (``draws // 4`` draws each)."""
+
+
+def study_size(draws: int) -> int:
+    """Draws :func:`write_calibration` makes in all (for a progress bar)."""
+    return (draws * len(DESIGNS) + draws * len(FAMILY_SIZES)
+            + (draws // 4) * len(POWER_SEEDS) * len(POWER_FAMILIES))
+
+
 def write_calibration(out_dir: str | os.PathLike[str], *, method: str = "finetune",
                       draws: int = 4000, n_seeds: int = 5, seed: int = 0,
                       progress: Callable[[int], None] | None = None,
@@ -89,10 +110,12 @@ def write_calibration(out_dir: str | os.PathLike[str], *, method: str = "finetun
         "settings": {"draws": draws, "n_seeds": n_seeds, "seed": seed, "level": cal.LEVEL,
                      "alpha": cal.ALPHA},
         "coverage": cal.coverage(pool, n_seeds=n_seeds, draws=draws, seed=seed,
-                                 progress=progress),
-        "family_error": cal.family_error(pool.scratch_auc, n_seeds=n_seeds, draws=draws,
-                                         seed=seed + 1, progress=progress),
-        "power": cal.power(pool, draws=draws // 4, seed=seed + 2, progress=progress),
+                                 designs=tuple(DESIGNS), progress=progress),
+        "family_error": cal.family_error(pool.scratch_auc, family_sizes=FAMILY_SIZES,
+                                         n_seeds=n_seeds, draws=draws, seed=seed + 1,
+                                         progress=progress),
+        "power": cal.power(pool, seeds=POWER_SEEDS, family_sizes=POWER_FAMILIES,
+                           draws=draws // 4, seed=seed + 2, progress=progress),
     }
     out = Path(out_dir)
     text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
@@ -106,14 +129,6 @@ def _pct(r: dict[str, Any]) -> str:
     return f"{100 * r['rate']:.1f}% ± {100 * r['mc_error']:.1f}"
 
 
-QUANTITIES = {
-    "auc_difference": "IQM difference of AUC (method − scratch)",
-    "auc_method": "IQM of AUC, the method",
-    "auc_scratch": "IQM of AUC, scratch",
-    "speedup": "time-to-threshold speed-up",
-}
-DESIGNS = {"per_seed": "one source per seed (5 distinct sources)",
-           "one_source": "one source for all 5 seeds"}
 INTERVAL_WORDS = {
     "percentile": "percentile bootstrap (rliable, 2,000 resamples)",
     "yuen_welch": "Yuen's trimmed t, Welch's df",
